@@ -1,0 +1,37 @@
+"""The combined forecast table that users consume."""
+
+import dagster as dg
+import pandas as pd
+
+from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.inference.forecast import combine_forecasts
+from forecast_assets.resources import ForecastSettingsResource, OutputStore
+
+
+@dg.asset(group_name="forecasts", kinds={"pandas", "parquet"})
+def forecasts(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    output_store: OutputStore,
+    clusters: ClusterResult,
+    forecast_table: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """All clusters' forecasts as one table (sku, date, forecast, lower, upper, cluster, model,
+    trained_at), checked so every clustered SKU appears once per future period, and written
+    to ``<output.dir>/forecasts.parquet`` and ``.csv``."""
+    horizon = settings.load().timeseries.horizon
+    table = combine_forecasts(forecast_table, clusters.assignments, horizon)
+    paths = output_store.write_table("forecasts", table)
+    context.add_output_metadata(
+        {
+            "rows": len(table),
+            "skus": int(table["sku"].nunique()),
+            "clusters": len(forecast_table),
+            "first_date": str(table["date"].min().date()),
+            "last_date": str(table["date"].max().date()),
+            "parquet": dg.MetadataValue.path(str(paths["parquet"])),
+            "csv": dg.MetadataValue.path(str(paths["csv"])),
+            "preview": dg.MetadataValue.md(table.head(10).to_markdown(index=False)),
+        }
+    )
+    return table

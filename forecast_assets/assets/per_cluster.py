@@ -1,0 +1,242 @@
+"""Per-cluster assets: one partition per cluster, from scalers to the cluster's forecast."""
+
+import dagster as dg
+import pandas as pd
+
+from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.data.encoding import CategoricalEncoder
+from forecast_assets.core.data.features import build_features, fit_scalers, period_split
+from forecast_assets.core.data.panel import SalesPanel
+from forecast_assets.core.data.scaling import ScalerManager
+from forecast_assets.core.data.windows import EncodedPanel
+from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.evaluation import EvaluationReport, evaluate_cluster
+from forecast_assets.core.inference.forecast import forecast_cluster
+from forecast_assets.core.plots import forecast_vs_actual_plot, loss_curve_plot, markdown_image
+from forecast_assets.core.training.cluster_model import ClusterModel, train_cluster_model
+from forecast_assets.core.training.trainer import EpochRecord, TrainingConfig
+from forecast_assets.partitions import cluster_partitions
+from forecast_assets.resources import ForecastSettingsResource, OutputStore
+
+GROUP = "per_cluster"
+
+
+def cluster_panel(
+    context: dg.AssetExecutionContext, panel: SalesPanel, clusters: ClusterResult
+) -> SalesPanel:
+    """The SKUs of this run's cluster partition."""
+    key = context.partition_key
+    skus = clusters.assignments.index[clusters.assignments == key]
+    if len(skus) == 0:
+        raise DataValidationError(
+            f"cluster partition '{key}' is not in the current clustering {clusters.keys}; "
+            "materialize clusters again or pick an existing partition",
+            source="clusters",
+            column="cluster",
+            values=[key],
+        )
+    return panel.select(list(skus))
+
+
+@dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"scikitlearn"})
+def scalers(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    resampled_series: SalesPanel,
+    clusters: ClusterResult,
+) -> ScalerManager:
+    """Per-SKU scalers of the cluster, fitted on the training periods only."""
+    config = settings.load()
+    panel = cluster_panel(context, resampled_series, clusters)
+    split = period_split(panel, config.timeseries.horizon, config.validation_periods)
+    manager = fit_scalers(panel, split, config.scaling.method)
+    context.add_output_metadata(
+        {
+            "skus": panel.n_skus,
+            "method": manager.method,
+            "fitted_through": str(panel.dates[split.train_end - 1].date()),
+        }
+    )
+    return manager
+
+
+@dg.asset(partitions_def=cluster_partitions, group_name=GROUP)
+def encoded_features(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    resampled_series: SalesPanel,
+    clusters: ClusterResult,
+    scalers: ScalerManager,
+) -> EncodedPanel:
+    """Scaled demand, calendar features, encoded categoricals and the sliding windows
+    (training, validation and the held-out test horizon) of the cluster."""
+    config = settings.load()
+    panel = cluster_panel(context, resampled_series, clusters)
+    encoder = CategoricalEncoder(
+        config.data.categorical_columns,
+        config.data.multilabel_columns,
+        config.data.multilabel_separator,
+    )
+    encoded = build_features(
+        panel,
+        scalers,
+        encoder,
+        window=config.timeseries.window,
+        horizon=config.timeseries.horizon,
+        split=period_split(panel, config.timeseries.horizon, config.validation_periods),
+        stride=config.timeseries.stride,
+    )
+    context.add_output_metadata(
+        {
+            "skus": encoded.n_skus,
+            "train_windows": len(encoded.train),
+            "validation_windows": len(encoded.validation),
+            "test_windows": len(encoded.test),
+            "calendar_features": dg.MetadataValue.json(encoded.calendar_names),
+            "static_features": dg.MetadataValue.json(encoded.static_names),
+        }
+    )
+    return encoded
+
+
+@dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"pytorch"})
+def cluster_model(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    encoded_features: EncodedPanel,
+) -> ClusterModel:
+    """The cluster's forecasting model, trained with early stopping on the validation periods."""
+    config = settings.load()
+
+    def log_epoch(record: EpochRecord) -> None:
+        context.log.info(
+            f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
+            f"validation loss {record.validation_loss:.4f} ({record.seconds:.1f}s)"
+        )
+
+    model_options = config.model.model_dump(exclude={"type"})
+    training = TrainingConfig(
+        epochs=config.training.epochs,
+        batch_size=config.training.batch_size,
+        learning_rate=config.training.learning_rate,
+        weight_decay=config.training.weight_decay,
+        patience=config.training.patience,
+        grad_clip=config.training.grad_clip,
+        max_windows_per_epoch=config.training.max_windows_per_epoch,
+        seed=config.seed,
+        device=config.device,
+    )
+    model = train_cluster_model(
+        encoded_features, config.model.type, model_options, training, log_epoch
+    )
+    result = model.training
+    context.add_output_metadata(
+        {
+            "model_type": model.model_type,
+            "parameters": model.parameter_count,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "best_validation_loss": result.best_validation_loss,
+            "training_seconds": round(result.seconds, 2),
+            "device": result.device,
+            "trained_at": model.trained_at,
+            "loss_curve": dg.MetadataValue.md(
+                markdown_image(loss_curve_plot(result.history, result.best_epoch), "loss curve")
+            ),
+        }
+    )
+    return model
+
+
+@dg.asset(partitions_def=cluster_partitions, group_name=GROUP)
+def evaluation_report(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    output_store: OutputStore,
+    cluster_model: ClusterModel,
+    encoded_features: EncodedPanel,
+    scalers: ScalerManager,
+) -> EvaluationReport:
+    """Accuracy on the held-out last horizon (MSE, RMSE, MAE, MAPE, sMAPE, MASE, R²,
+    correlation), each next to seasonal naive on the same windows, and interval coverage."""
+    config = settings.load()
+    report = evaluate_cluster(
+        context.partition_key,
+        cluster_model,
+        encoded_features,
+        scalers,
+        season=config.timeseries.season,
+        confidence=config.forecast.confidence,
+        nonnegative=config.nonnegative,
+        device=config.device,
+    )
+    history = _recent_history(encoded_features, periods=4 * encoded_features.horizon)
+    plot = forecast_vs_actual_plot(
+        report.predictions, history, f"{report.cluster}: held-out horizon"
+    )
+    path = output_store.write_report(
+        f"evaluation_{report.cluster}",
+        report.to_markdown() + "\n{forecast_vs_actual}\n",
+        {"forecast_vs_actual": plot},
+    )
+    context.add_output_metadata(
+        {
+            "mase": report.metrics["mase"],
+            "mase_seasonal_naive": report.baseline["mase"],
+            "smape": report.metrics["smape"],
+            "smape_seasonal_naive": report.baseline["smape"],
+            "beats_seasonal_naive": report.beats_seasonal_naive,
+            "interval_coverage": report.coverage,
+            "report": dg.MetadataValue.md(report.to_markdown()),
+            "forecast_vs_actual": dg.MetadataValue.md(markdown_image(plot, "forecast vs actual")),
+            "report_path": dg.MetadataValue.path(str(path)),
+        }
+    )
+    return report
+
+
+@dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"pandas"})
+def forecast_table(
+    context: dg.AssetExecutionContext,
+    settings: ForecastSettingsResource,
+    cluster_model: ClusterModel,
+    encoded_features: EncodedPanel,
+    scalers: ScalerManager,
+    evaluation_report: EvaluationReport,
+) -> pd.DataFrame:
+    """The next horizon for every SKU of the cluster, in original units, with lower/upper
+    bounds from the historical residuals at ``forecast.confidence``."""
+    config = settings.load()
+    table = forecast_cluster(
+        context.partition_key,
+        cluster_model,
+        encoded_features,
+        scalers,
+        evaluation_report.intervals,
+        nonnegative=config.nonnegative,
+        device=config.device,
+    )
+    context.add_output_metadata(
+        {
+            "rows": len(table),
+            "skus": int(table["sku"].nunique()),
+            "first_date": str(table["date"].min().date()),
+            "last_date": str(table["date"].max().date()),
+            "preview": dg.MetadataValue.md(table.head(10).to_markdown(index=False)),
+        }
+    )
+    return table
+
+
+def _recent_history(encoded: EncodedPanel, periods: int) -> pd.DataFrame:
+    start = max(encoded.split.test_origin - periods, 0)
+    dates = encoded.dates[start : encoded.split.test_origin]
+    values = encoded.raw[:, start : encoded.split.test_origin]
+    return pd.DataFrame(
+        {
+            "sku": encoded.skus.repeat(len(dates)),
+            "date": list(dates) * encoded.n_skus,
+            "quantity": values.ravel(),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Sales data: loading and validation, resampling, scaling, encoding, calendar features, windows."""

@@ -1,0 +1,63 @@
+"""Per-cluster feature building: fit the scalers, then encode everything the model consumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecast_assets.core.data.encoding import CategoricalEncoder
+from forecast_assets.core.data.panel import SalesPanel
+from forecast_assets.core.data.scaling import ScalerManager, ScalingMethod
+from forecast_assets.core.data.time_features import calendar_feature_names, calendar_features
+from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit, encode_panel
+
+
+def period_split(panel: SalesPanel, horizon: int, validation_periods: int) -> PeriodSplit:
+    split = PeriodSplit(panel.n_periods, horizon, validation_periods)
+    split.check()
+    return split
+
+
+def fit_scalers(
+    panel: SalesPanel, split: PeriodSplit, method: ScalingMethod = "standard"
+) -> ScalerManager:
+    """Per-SKU scalers fitted on the training periods only (validation and test stay unseen)."""
+    return ScalerManager(method).fit(panel.values[:, : split.train_end], panel.skus)
+
+
+def build_features(
+    panel: SalesPanel,
+    scalers: ScalerManager,
+    encoder: CategoricalEncoder,
+    window: int,
+    horizon: int,
+    split: PeriodSplit,
+    stride: int = 1,
+) -> EncodedPanel:
+    """Scale the panel, fit ``encoder`` on the SKU attributes, add calendar features and windows."""
+    if list(scalers.skus) != list(panel.skus):
+        raise ValueError("the scalers were fitted for other SKUs than this panel's")
+    scaled = scalers.transform(panel.values)
+    scaled_zero = scalers.transform(np.zeros((panel.n_skus, 1)))[:, 0]
+    static = encoder.fit_transform(panel.attributes)
+    future = panel.future_dates(horizon)
+    before = pd.date_range(end=panel.dates[0], periods=window + 1, freq=panel.freq)[:-1]
+    calendar_dates = before.append(panel.dates).append(future)
+    return encode_panel(
+        raw=panel.values,
+        scaled=scaled,
+        skus=panel.skus,
+        dates=panel.dates,
+        future_dates=future,
+        calendar=calendar_features(calendar_dates, panel.freq),
+        calendar_names=calendar_feature_names(panel.freq),
+        static=static,
+        static_names=encoder.feature_names,
+        first_index=panel.first_index,
+        scaled_zero=scaled_zero,
+        window=window,
+        horizon=horizon,
+        split=split,
+        encoder=encoder,
+        stride=stride,
+    )

@@ -1,0 +1,1 @@
+"""Prediction, prediction intervals and the forecast table."""

@@ -1,0 +1,92 @@
+"""The forecast table: next horizon per SKU with intervals, per cluster and combined."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from forecast_assets.core.data.scaling import ScalerManager
+from forecast_assets.core.data.windows import EncodedPanel
+from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
+from forecast_assets.core.inference.intervals import ResidualQuantiles, interval_bounds
+from forecast_assets.core.inference.predictor import predict_windows
+from forecast_assets.core.training.cluster_model import ClusterModel
+
+FORECAST_COLUMNS = ("sku", "date", "forecast", "lower", "upper", "cluster", "model", "trained_at")
+
+
+def forecast_cluster(
+    cluster: str,
+    model: ClusterModel,
+    encoded: EncodedPanel,
+    scalers: ScalerManager,
+    intervals: ResidualQuantiles,
+    nonnegative: bool = True,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Forecast the ``horizon`` periods after the data for every SKU of the cluster."""
+    if list(model.skus) != list(encoded.skus):
+        raise ModelNotFoundError(
+            f"the model of {cluster} was trained for other SKUs; retrain it before forecasting"
+        )
+    windows = encoded.forecast_windows()
+    scaled = predict_windows(model.to_module(), encoded, windows, device)
+    forecast = scalers.inverse_transform(scaled.astype(float), windows.rows)
+    if nonnegative:
+        forecast = np.maximum(forecast, 0.0)
+    lower, upper = interval_bounds(forecast, scalers.units(windows.rows), intervals, nonnegative)
+    n = len(windows.rows)
+    return pd.DataFrame(
+        {
+            "sku": np.repeat(encoded.skus[windows.rows].to_numpy(), encoded.horizon),
+            "date": np.tile(encoded.future_dates.to_numpy(), n),
+            "forecast": forecast.ravel(),
+            "lower": lower.ravel(),
+            "upper": upper.ravel(),
+            "cluster": cluster,
+            "model": model.model_type,
+            "trained_at": pd.Timestamp(model.trained_at),
+        }
+    )[list(FORECAST_COLUMNS)]
+
+
+def combine_forecasts(
+    tables: Mapping[str, pd.DataFrame], assignments: pd.Series, horizon: int
+) -> pd.DataFrame:
+    """One table of all clusters, checked: every clustered SKU exactly once per future period.
+
+    ``assignments`` maps SKU -> cluster (the current clustering). A cluster with no table, or
+    a table made for an older clustering, is an error naming the cluster, never a silent gap.
+    """
+    missing = sorted(set(assignments.unique()) - set(tables))
+    if missing:
+        raise ModelNotFoundError(
+            f"no forecast for cluster(s) {missing}; materialize forecast_table for them"
+        )
+    parts = []
+    for cluster, table in tables.items():
+        expected = set(assignments.index[assignments == cluster])
+        got = set(table["sku"].unique())
+        if got != expected:
+            raise DataValidationError(
+                f"forecast of {cluster} covers {len(got)} SKUs but the current clustering puts "
+                f"{len(expected)} there ({len(got - expected)} extra, {len(expected - got)} "
+                f"missing); re-materialize forecast_table for {cluster}",
+                source=f"forecast_table[{cluster}]",
+                column="sku",
+                values=sorted(got ^ expected)[:5],
+            )
+        parts.append(table)
+    combined = pd.concat(parts, ignore_index=True).sort_values(["sku", "date"], ignore_index=True)
+    counts = combined.groupby("sku")["date"].agg(["size", "nunique"])
+    wrong = counts[(counts["size"] != horizon) | (counts["nunique"] != horizon)]
+    if not wrong.empty:
+        raise DataValidationError(
+            f"{len(wrong)} SKU(s) do not have exactly one forecast per each of {horizon} periods",
+            source="forecasts",
+            column="date",
+            values=wrong.index[:5].tolist(),
+        )
+    return combined

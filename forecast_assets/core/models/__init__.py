@@ -1,0 +1,1 @@
+"""Forecasting models. Every model shares one forward signature (see ``base.ForecastModel``)."""

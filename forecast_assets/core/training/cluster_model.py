@@ -1,0 +1,80 @@
+"""ClusterModel: one trained model of one cluster, as a plain, picklable artifact."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import torch
+
+from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
+from forecast_assets.core.models.base import ForecastModel
+from forecast_assets.core.models.registry import build_model
+from forecast_assets.core.training.trainer import (
+    EpochRecord,
+    Trainer,
+    TrainingConfig,
+    TrainingResult,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterModel:
+    """Weights plus everything needed to rebuild and use them (no pickled nn.Module)."""
+
+    model_type: str
+    hyperparameters: dict[str, object]
+    state_dict: dict[str, torch.Tensor]
+    skus: list[str]
+    trained_at: str  # ISO 8601, UTC
+    training: TrainingResult
+    parameter_count: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_module(self) -> ForecastModel:
+        model = build_model(self.model_type, **self.hyperparameters)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def train_cluster_model(
+    encoded: EncodedPanel,
+    model_type: str,
+    model_options: Mapping[str, object],
+    config: TrainingConfig,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> ClusterModel:
+    """Build a ``model_type`` model sized for ``encoded`` and train it with early stopping."""
+    model = build_model(
+        model_type,
+        n_skus=encoded.n_skus,
+        n_static=encoded.n_static_features,
+        n_time_features=encoded.n_time_features,
+        window=encoded.window,
+        horizon=encoded.horizon,
+        **model_options,
+    )
+    trainer = Trainer(config, on_epoch_end=on_epoch_end)
+    result = trainer.fit(
+        model, WindowDataset(encoded, encoded.train), WindowDataset(encoded, encoded.validation)
+    )
+    logger.info(
+        "trained %s on %d windows: best validation loss %.4f at epoch %d",
+        model_type,
+        len(encoded.train),
+        result.best_validation_loss,
+        result.best_epoch,
+    )
+    return ClusterModel(
+        model_type=model_type,
+        hyperparameters=dict(model.hyperparameters),
+        state_dict={name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        skus=list(encoded.skus),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training=result,
+        parameter_count=model.parameter_count(),
+    )

@@ -1,0 +1,45 @@
+"""The one Definitions object of the code location."""
+
+import dagster as dg
+
+from forecast_assets.assets.clustering import clusters, metafeatures
+from forecast_assets.assets.forecasts import forecasts
+from forecast_assets.assets.ingest import raw_sales, resampled_series
+from forecast_assets.assets.per_cluster import (
+    cluster_model,
+    encoded_features,
+    evaluation_report,
+    forecast_table,
+    scalers,
+)
+from forecast_assets.jobs import forecasts_job, ingest_job, train_job
+from forecast_assets.resources import build_resources
+
+ASSETS = [
+    raw_sales,
+    resampled_series,
+    metafeatures,
+    clusters,
+    scalers,
+    encoded_features,
+    cluster_model,
+    evaluation_report,
+    forecast_table,
+    forecasts,
+]
+
+
+def build_definitions(settings_file: str | None = None) -> dg.Definitions:
+    """Definitions for a settings file (None: $FORECAST_SETTINGS, else the packaged default).
+
+    Building the resources reads and validates the settings, so invalid settings stop the
+    code location from loading, with the offending field named, before any run starts.
+    """
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[ingest_job, train_job, forecasts_job],
+        resources=build_resources(settings_file),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,36 @@
+"""Jobs: ingest and cluster, train and forecast one cluster, publish the combined table."""
+
+import dagster as dg
+
+# Runs carrying this tag are limited by the run queue (dagster.yaml) so that GPU jobs
+# never share a card.
+GPU_TAG_KEY = "forecast_assets/gpu"
+GPU_RUN_TAGS = {GPU_TAG_KEY: "true"}
+
+INGEST_ASSETS = ["raw_sales", "resampled_series", "metafeatures", "clusters"]
+CLUSTER_ASSETS = [
+    "scalers",
+    "encoded_features",
+    "cluster_model",
+    "evaluation_report",
+    "forecast_table",
+]
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+    description="Load and validate sales, resample, compute metafeatures and (re)cluster SKUs.",
+)
+
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.assets(*CLUSTER_ASSETS),
+    tags=GPU_RUN_TAGS,
+    description="For one cluster partition: scalers, features, model, evaluation and forecast.",
+)
+
+forecasts_job = dg.define_asset_job(
+    "forecasts_job",
+    selection=dg.AssetSelection.assets("forecasts"),
+    description="Combine every cluster's forecast into the published forecast table.",
+)

@@ -1,0 +1,254 @@
+"""Settings: one YAML file chosen by FORECAST_SETTINGS, single fields overridable by environment.
+
+Precedence, highest first: environment variables (``FORECAST_`` prefix, ``__`` between nested
+names, e.g. ``FORECAST_TIMESERIES__HORIZON=28``), then the YAML file, then the defaults below.
+Without FORECAST_SETTINGS the packaged ``default_settings.yaml`` runs the embedded example data.
+Relative paths in the settings are relative to the working directory (the project root when
+started through the Makefile).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from forecast_assets.core.data.loader import ColumnSpec
+from forecast_assets.core.errors import ConfigurationError
+from forecast_assets.core.models.registry import available_model_types
+
+SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
+DEFAULT_SETTINGS_FILE = Path(__file__).parent / "default_settings.yaml"
+
+
+class _Section(BaseModel):
+    # Typos in a settings file must fail loudly instead of being ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExampleDataSettings(_Section):
+    """Size of the embedded example data set used when ``data.path`` is empty."""
+
+    n_skus: int = Field(300, ge=4)
+    periods: int = Field(900, ge=60, description="days of history")
+    start: str = "2023-01-01"
+
+
+class DataSettings(_Section):
+    path: str | None = Field(
+        None, description="file, folder or glob of CSV / Parquet / gzip CSV; empty = example data"
+    )
+    date_column: str = "date"
+    sku_columns: list[str] = Field(["sku"], min_length=1, description="one or several key columns")
+    sku_separator: str = Field("-", description="joins several key columns into one SKU id")
+    quantity_column: str = "quantity"
+    categorical_columns: list[str] = Field([], description="static SKU attributes, one-hot")
+    multilabel_columns: list[str] = Field([], description="attributes holding several labels")
+    multilabel_separator: str = "|"
+    landing_dir: str = Field("data/landing", description="where new sales files arrive")
+    duplicates: Literal["sum", "mean", "max", "last", "error"] = Field(
+        "sum", description="rule for several rows of one (sku, date) in one file"
+    )
+    negative_quantities: Literal["error", "clip", "keep"] = Field(
+        "error", description="error: reject the file; clip: count them as zero; keep: as is"
+    )
+    example: ExampleDataSettings = ExampleDataSettings()
+
+    def column_spec(self) -> ColumnSpec:
+        """The loader's view of these settings."""
+        return ColumnSpec(
+            date_column=self.date_column,
+            sku_columns=tuple(self.sku_columns),
+            quantity_column=self.quantity_column,
+            categorical_columns=tuple(self.categorical_columns),
+            multilabel_columns=tuple(self.multilabel_columns),
+            sku_separator=self.sku_separator,
+            duplicates=self.duplicates,
+            negative_quantities=self.negative_quantities,
+        )
+
+    @field_validator("sku_columns", "categorical_columns", "multilabel_columns", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class TimeseriesSettings(_Section):
+    freq: str = Field("D", description="pandas offset alias: D, W-FRI, MS, ...")
+    window: int = Field(56, ge=2, description="past periods the model sees")
+    horizon: int = Field(14, ge=1, description="periods to forecast")
+    min_history: int = Field(120, ge=1, description="SKUs with fewer periods are filtered out")
+    season_length: int | None = Field(
+        None, ge=1, description="seasonal-naive season; empty = inferred from freq"
+    )
+    stride: int = Field(1, ge=1, description="step between training windows")
+
+    @field_validator("freq")
+    @classmethod
+    def _known_frequency(cls, value: str) -> str:
+        try:
+            pd.tseries.frequencies.to_offset(value)
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a pandas offset alias") from exc
+        return value
+
+    @property
+    def season(self) -> int:
+        return self.season_length or infer_season_length(self.freq)
+
+
+class ModelSettings(_Section):
+    type: str = Field("lightweight", description="model family from the registry")
+    channels: int = Field(32, ge=1)
+    levels: int = Field(4, ge=1, description="TCN blocks; dilation doubles per block")
+    kernel_size: int = Field(3, ge=2)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    embedding_dim: int = Field(8, ge=1, description="SKU embedding size")
+
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, value: str) -> str:
+        if value not in available_model_types():
+            raise ValueError(f"'{value}' is not one of {sorted(available_model_types())}")
+        return value
+
+
+class TrainingSettings(_Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    grad_clip: float = Field(1.0, gt=0)
+    max_windows_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="train each epoch on a fresh random subset of this many windows; "
+        "empty = all windows",
+    )
+    validation_periods: int | None = Field(
+        None,
+        ge=1,
+        description="periods before the test horizon used for early stopping; empty = 2 x horizon",
+    )
+
+
+class ClusteringSettings(_Section):
+    k_min: int = Field(2, ge=1)
+    k_max: int = Field(8, ge=1)
+    min_cluster_size: int = Field(
+        5, ge=1, description="k values giving smaller clusters are skipped"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClusteringSettings:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) is larger than k_max ({self.k_max})")
+        return self
+
+
+class ScalingSettings(_Section):
+    method: Literal["standard", "minmax", "maxabs"] = Field(
+        "standard", description="per-SKU scaling fitted on the training periods"
+    )
+
+
+class ForecastSettings(_Section):
+    confidence: float = Field(0.9, gt=0, lt=1, description="prediction interval coverage")
+
+
+class OutputSettings(_Section):
+    dir: str = Field(".forecast", description="forecasts.parquet / .csv and reports land here")
+
+
+class Settings(BaseSettings):
+    """All settings of a forecasting deployment (the field names are a public contract)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FORECAST_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data: DataSettings = DataSettings()
+    timeseries: TimeseriesSettings = TimeseriesSettings()
+    model: ModelSettings = ModelSettings()
+    training: TrainingSettings = TrainingSettings()
+    clustering: ClusteringSettings = ClusteringSettings()
+    scaling: ScalingSettings = ScalingSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    output: OutputSettings = OutputSettings()
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML content arrives as init kwargs; environment variables must beat it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        # Every SKU needs a test horizon, a validation stretch and a period to learn from.
+        needed = self.timeseries.horizon + self.validation_periods + 1
+        if self.timeseries.min_history < needed:
+            raise ValueError(
+                f"timeseries.min_history ({self.timeseries.min_history}) must be at least "
+                f"horizon + validation periods + 1 = {needed}"
+            )
+        overlap = set(self.data.categorical_columns) & set(self.data.multilabel_columns)
+        if overlap:
+            raise ValueError(f"columns {sorted(overlap)} are both categorical and multilabel")
+        return self
+
+    @property
+    def validation_periods(self) -> int:
+        return self.training.validation_periods or 2 * self.timeseries.horizon
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether forecasts and bounds are floored at zero (demand cannot be negative)."""
+        return self.data.negative_quantities != "keep"
+
+
+def infer_season_length(freq: str) -> int:
+    """Season length of the usual calendar cycle for a frequency (7 for daily, 52 for weekly...)."""
+    name = pd.tseries.frequencies.to_offset(freq).name.split("-")[0].upper()
+    seasons = {"D": 7, "B": 5, "W": 52, "ME": 12, "MS": 12, "M": 12, "QE": 4, "QS": 4, "Q": 4}
+    seasons.update({"H": 24, "h": 24, "YE": 1, "YS": 1, "Y": 1})
+    return seasons.get(name, 1)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from ``path``, else from $FORECAST_SETTINGS, else the packaged default.
+
+    Raises ConfigurationError naming the file and every invalid field.
+    """
+    chosen = Path(path or os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_FILE)
+    if not chosen.is_file():
+        raise ConfigurationError(f"settings file {chosen} does not exist")
+    try:
+        content = yaml.safe_load(chosen.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"settings file {chosen} is not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ConfigurationError(f"settings file {chosen} must hold a mapping at the top level")
+    try:
+        return Settings(**content)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+            + (f" (got {error['input']!r})" if not isinstance(error["input"], dict) else "")
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings in {chosen}: {problems}") from exc

@@ -1,0 +1,183 @@
+"""The whole asset graph, materialized in process against a real temporary instance."""
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.data.panel import SalesPanel
+from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.evaluation import EvaluationReport
+from forecast_assets.core.inference.forecast import FORECAST_COLUMNS
+from forecast_assets.definitions import build_definitions
+from forecast_assets.demo import run_graph
+from forecast_assets.jobs import CLUSTER_ASSETS
+from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
+
+pytestmark = pytest.mark.integration
+
+
+def test_whole_graph_produces_the_forecast_contract(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    settings_file = write_settings()
+    defs = build_definitions(str(settings_file))
+
+    keys = run_graph(defs, instance)
+
+    clusters: ClusterResult = defs.load_asset_value("clusters", instance=instance)
+    panel: SalesPanel = defs.load_asset_value("resampled_series", instance=instance)
+    assert keys == clusters.keys
+    assert sorted(instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)) == sorted(clusters.keys)
+    assert set(clusters.assignments.index) == set(panel.skus)
+
+    output = tmp_path / "output"
+    table = pd.read_parquet(output / "forecasts.parquet")
+    assert list(table.columns) == list(FORECAST_COLUMNS)
+    from_csv = pd.read_csv(output / "forecasts.csv", parse_dates=["date"])
+    assert len(from_csv) == len(table)
+
+    # Every SKU that survived filtering appears exactly once per future period.
+    horizon = 7
+    expected_dates = pd.date_range(panel.dates[-1], periods=horizon + 1, freq="D")[1:]
+    assert set(table["sku"]) == set(panel.skus)
+    for _sku, rows in table.groupby("sku"):
+        assert list(rows["date"].sort_values()) == list(expected_dates)
+    assert not table.duplicated(["sku", "date"]).any()
+
+    assert (table["lower"] <= table["forecast"]).all()
+    assert (table["forecast"] <= table["upper"]).all()
+    assert (table["lower"] >= 0).all()
+    assert np.isfinite(table[["forecast", "lower", "upper"]].to_numpy()).all()
+    assert (table["upper"] > table["lower"]).mean() > 0.5  # intervals have width
+    assigned = clusters.assignments.loc[table["sku"]].to_numpy()
+    assert (table["cluster"].to_numpy() == assigned).all()
+    assert set(table["model"]) == {"lightweight"}
+    assert table["trained_at"].notna().all()
+
+    # Every partition of every per-cluster asset is materialized in the instance.
+    for asset in CLUSTER_ASSETS:
+        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialized == set(keys), asset
+
+    for key in keys:
+        report: EvaluationReport = defs.load_asset_value(
+            "evaluation_report", partition_key=key, instance=instance
+        )
+        assert set(report.metrics) >= {
+            "mse",
+            "rmse",
+            "mae",
+            "mape",
+            "smape",
+            "mase",
+            "r2",
+            "correlation",
+        }
+        assert set(report.baseline) == set(report.metrics)
+        assert np.isfinite(report.metrics["mase"]) and np.isfinite(report.baseline["mase"])
+        assert 0.0 <= report.coverage <= 1.0
+        assert (output / "reports" / f"evaluation_{key}.md").is_file()
+        assert (
+            output / "reports" / f"evaluation_{key}_forecast_vs_actual.png"
+        ).stat().st_size > 1000
+        event = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
+        assert event is not None
+    metadata = event.asset_materialization.metadata
+    assert {"mase", "mase_seasonal_naive", "report", "forecast_vs_actual"} <= set(metadata)
+    assert "data:image/png;base64," in metadata["forecast_vs_actual"].value
+
+    # One cluster partition can be materialized again on its own.
+    again = defs.resolve_job_def("train_job").execute_in_process(
+        instance=instance, partition_key=keys[0]
+    )
+    assert again.success
+    assert (
+        len(
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=dg.AssetKey("cluster_model"), asset_partitions=[keys[0]]
+                ),
+                limit=10,
+            ).records
+        )
+        == 2
+    )
+
+
+def test_reclustering_removes_stale_partitions(write_settings, instance) -> None:
+    three = build_definitions(
+        str(write_settings({"clustering": {"k_min": 3, "k_max": 3}}, "three.yaml"))
+    )
+    assert three.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    assert sorted(instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)) == [
+        "cluster_0",
+        "cluster_1",
+        "cluster_2",
+    ]
+
+    two = build_definitions(
+        str(write_settings({"clustering": {"k_min": 2, "k_max": 2}}, "two.yaml"))
+    )
+    assert two.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    assert sorted(instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)) == [
+        "cluster_0",
+        "cluster_1",
+    ]
+    event = instance.get_latest_materialization_event(dg.AssetKey("clusters"))
+    assert event.asset_materialization.metadata["partitions_removed"].value == ["cluster_2"]
+
+
+def test_bad_file_fails_clearly_and_keeps_earlier_results(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    good = build_definitions(str(write_settings()))
+    run_graph(good, instance)
+    published = tmp_path / "output" / "forecasts.parquet"
+    digest = hashlib.sha256(published.read_bytes()).hexdigest()
+    sales_before = good.load_asset_value("raw_sales", instance=instance)
+
+    bad_file = tmp_path / "bad.csv"
+    bad_file.write_text(
+        "date,sku,quantity,store,category,tags\n2024-01-01,a,3,n,x,\n2024-13-45,a,4,n,x,\n"
+    )
+    bad = build_definitions(str(write_settings({"data": {"path": str(bad_file)}}, "bad.yaml")))
+    result = bad.resolve_job_def("ingest_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+
+    assert not result.success
+    error = root_cause(result)
+    assert error.cls_name == DataValidationError.__name__
+    assert str(bad_file) in error.message and "'date'" in error.message
+    assert "2024-13-45" in error.message
+    # Nothing published or stored earlier was touched.
+    assert hashlib.sha256(published.read_bytes()).hexdigest() == digest
+    pd.testing.assert_frame_equal(
+        good.load_asset_value("raw_sales", instance=instance), sales_before
+    )
+
+
+def test_stale_partition_key_is_refused_with_a_clear_error(write_settings, instance) -> None:
+    defs = build_definitions(str(write_settings({"clustering": {"k_min": 2, "k_max": 2}})))
+    assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    instance.add_dynamic_partitions(CLUSTER_PARTITIONS_NAME, ["cluster_9"])
+    result = defs.resolve_job_def("train_job").execute_in_process(
+        instance=instance, partition_key="cluster_9", raise_on_error=False
+    )
+    assert not result.success
+    error = root_cause(result)
+    assert error.cls_name == DataValidationError.__name__
+    assert "cluster_9" in error.message
+
+
+def root_cause(result: dg.ExecuteInProcessResult):
+    """The innermost error of the first failed step (Dagster wraps the asset's exception)."""
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error

@@ -1,0 +1,78 @@
+"""The code location: Definitions load, every job resolves, invalid settings stop loading."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from forecast_assets.core.errors import ConfigurationError
+from forecast_assets.definitions import build_definitions, defs
+from forecast_assets.jobs import GPU_TAG_KEY
+
+DESIGN_ASSETS = {
+    "raw_sales",
+    "resampled_series",
+    "metafeatures",
+    "clusters",
+    "scalers",
+    "encoded_features",
+    "cluster_model",
+    "evaluation_report",
+    "forecast_table",
+    "forecasts",
+}
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_job_resolves() -> None:
+    jobs = {job.name: job for job in defs.resolve_all_job_defs()}
+    assert {"ingest_job", "train_job", "forecasts_job"} <= set(jobs)
+    for job in jobs.values():
+        assert job.graph.node_defs, job.name
+
+
+def test_graph_has_the_designed_assets_and_partitioning() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == DESIGN_ASSETS
+    partitioned = {key.to_user_string() for key in keys_with_partitions(graph)}
+    assert partitioned == {
+        "scalers",
+        "encoded_features",
+        "cluster_model",
+        "evaluation_report",
+        "forecast_table",
+    }
+    parents = {key.to_user_string() for key in graph.get(dg.AssetKey("forecast_table")).parent_keys}
+    assert {"cluster_model", "encoded_features", "scalers"} <= parents
+
+
+def keys_with_partitions(graph) -> list[dg.AssetKey]:
+    return [key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None]
+
+
+def test_training_job_carries_the_gpu_tag_the_run_queue_limits() -> None:
+    assert defs.resolve_job_def("train_job").tags[GPU_TAG_KEY] == "true"
+    instance_config = (PROJECT_ROOT / "dagster.yaml").read_text()
+    assert GPU_TAG_KEY in instance_config
+
+
+def test_invalid_settings_stop_the_definitions_from_loading(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("timeseries:\n  window: -3\n")
+    with pytest.raises(ConfigurationError, match=r"timeseries\.window"):
+        build_definitions(str(bad))
+
+
+def test_dagster_cli_loads_the_code_location(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

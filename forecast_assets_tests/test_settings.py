@@ -1,0 +1,127 @@
+"""Settings: YAML file, environment overrides, and clear errors naming the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from forecast_assets.core.errors import ConfigurationError
+from forecast_assets.settings import DEFAULT_SETTINGS_FILE, infer_season_length, load_settings
+
+ARCHITECTURE_EXAMPLE = """
+data:
+  path: ../shared/data/walmart_store_sales/train.csv.gz
+  date_column: Date
+  sku_columns: [Store, Dept]
+  quantity_column: Weekly_Sales
+  categorical_columns: [Store, Dept]
+  landing_dir: data/landing
+timeseries:
+  freq: W-FRI
+  window: 52
+  horizon: 8
+  min_history: 60
+model:
+  type: lightweight
+training:
+  epochs: 30
+  batch_size: 256
+  learning_rate: 0.001
+output:
+  dir: .forecast
+seed: 42
+device: auto
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_example_file_loads_field_by_field(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ARCHITECTURE_EXAMPLE))
+    assert settings.data.sku_columns == ["Store", "Dept"]
+    assert settings.data.quantity_column == "Weekly_Sales"
+    assert settings.timeseries.freq == "W-FRI"
+    assert settings.timeseries.season == 52
+    assert (settings.timeseries.window, settings.timeseries.horizon) == (52, 8)
+    assert settings.training.learning_rate == 0.001
+    assert settings.device == "auto"
+
+
+def test_default_file_runs_the_embedded_example() -> None:
+    settings = load_settings()
+    assert settings.data.path is None
+    assert load_settings(DEFAULT_SETTINGS_FILE) == settings
+
+
+def test_settings_file_is_chosen_by_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORECAST_SETTINGS", str(write(tmp_path, ARCHITECTURE_EXAMPLE)))
+    assert load_settings().data.date_column == "Date"
+
+
+def test_environment_overrides_one_field_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, ARCHITECTURE_EXAMPLE)
+    monkeypatch.setenv("FORECAST_TIMESERIES__HORIZON", "12")
+    monkeypatch.setenv("FORECAST_SEED", "7")
+    settings = load_settings(path)
+    assert settings.timeseries.horizon == 12
+    assert settings.seed == 7
+    assert settings.timeseries.window == 52  # the file's other fields of the section stay
+    assert settings.timeseries.freq == "W-FRI"
+
+
+def test_single_sku_column_may_be_a_plain_name(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "data:\n  sku_columns: item\n"))
+    assert settings.data.sku_columns == ["item"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("timeseries:\n  horizon: 0\n", "timeseries.horizon"),
+        ("timeseries:\n  horizn: 8\n", "timeseries.horizn"),
+        ("timeseries:\n  freq: fortnightly\n", "timeseries.freq"),
+        ("model:\n  type: prophet\n", "model.type"),
+        ("device: tpu\n", "device"),
+        ("clustering:\n  k_min: 5\n  k_max: 2\n", "clustering"),
+        ("forecast:\n  confidence: 1.5\n", "forecast.confidence"),
+        ("timeseries:\n  horizon: 30\n  min_history: 40\n", "min_history"),
+    ],
+)
+def test_invalid_settings_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(path)
+    assert field in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_invalid_environment_override_names_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORECAST_TRAINING__EPOCHS", "many")
+    with pytest.raises(ConfigurationError, match=r"training\.epochs"):
+        load_settings(write(tmp_path, ARCHITECTURE_EXAMPLE))
+
+
+def test_missing_and_malformed_files_are_configuration_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        load_settings(write(tmp_path, "data: [unclosed\n"))
+    with pytest.raises(ConfigurationError, match="mapping"):
+        load_settings(write(tmp_path, yaml.safe_dump([1, 2])))
+
+
+@pytest.mark.parametrize(
+    ("freq", "season"), [("D", 7), ("W-FRI", 52), ("W", 52), ("MS", 12), ("ME", 12), ("QS", 4)]
+)
+def test_season_length_follows_the_frequency(freq: str, season: int) -> None:
+    assert infer_season_length(freq) == season
