@@ -125,6 +125,9 @@ class TrainingSettings(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     grad_clip: float = Field(1.0, gt=0)
+    loss: Literal["mae", "mse", "huber"] = Field(
+        "mae", description="on scaled targets; mae matches the MAE-based MASE it is judged by"
+    )
     max_windows_per_epoch: int | None = Field(
         None,
         ge=1,

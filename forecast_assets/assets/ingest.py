@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from forecast_assets.core.data.generator import generate_sales
-from forecast_assets.core.data.loader import discover_files, load_sales, standardize_sales
+from forecast_assets.core.data.loader import discover_files, load_sales_files, standardize_sales
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.resample import resample_sales
 from forecast_assets.resources import ForecastSettingsResource
@@ -21,8 +21,9 @@ def raw_sales(
     config = settings.load()
     spec = config.data.column_spec()
     if config.data.path:
-        sources = [str(file) for file in discover_files(config.data.path)]
-        sales = load_sales(config.data.path, spec)
+        files = discover_files(config.data.path)
+        sources = [str(file) for file in files]
+        sales = load_sales_files(files, spec)
     else:
         example = config.data.example
         generated = generate_sales(example.n_skus, example.periods, example.start, seed=config.seed)

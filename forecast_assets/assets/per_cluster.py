@@ -114,7 +114,10 @@ def cluster_model(
             f"validation loss {record.validation_loss:.4f} ({record.seconds:.1f}s)"
         )
 
-    model_options = config.model.model_dump(exclude={"type"})
+    model_options = {
+        **config.model.model_dump(exclude={"type"}),
+        "season_length": config.timeseries.season,
+    }
     training = TrainingConfig(
         epochs=config.training.epochs,
         batch_size=config.training.batch_size,
@@ -123,6 +126,7 @@ def cluster_model(
         patience=config.training.patience,
         grad_clip=config.training.grad_clip,
         max_windows_per_epoch=config.training.max_windows_per_epoch,
+        loss=config.training.loss,
         seed=config.seed,
         device=config.device,
     )

@@ -37,7 +37,7 @@ def loss_curve_plot(history: list[EpochRecord], best_epoch: int) -> bytes:
     axis.plot(epochs, [r.train_loss for r in history], marker=".", label="train")
     axis.plot(epochs, [r.validation_loss for r in history], marker=".", label="validation")
     axis.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-    axis.set(title="Training loss (MSE, scaled)", xlabel="epoch", ylabel="loss")
+    axis.set(title="Training loss (scaled units)", xlabel="epoch", ylabel="loss")
     axis.legend(fontsize=8)
     return _png(figure)
 

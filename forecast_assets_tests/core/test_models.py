@@ -99,3 +99,18 @@ def test_registry_builds_by_name_and_rejects_unknown() -> None:
     assert model.hyperparameters["window"] == 10
     with pytest.raises(ModelNotFoundError, match="prophet"):
         build_model("prophet")
+
+
+@pytest.mark.parametrize(("season", "window"), [(7, 30), (52, 30), (1, 30)])
+def test_untrained_tcn_is_exactly_seasonal_naive(season: int, window: int) -> None:
+    model = TCNForecaster(
+        n_skus=10, n_static=3, n_time_features=4, window=window, horizon=9, season_length=season
+    )
+    past, past_time, future_time, sku, static = inputs(window=window, horizon=9)
+    out = model.eval()(past, past_time, future_time, sku, static)
+    if season <= window and season > 1:
+        # Step h repeats the value one season before it: past[W - m + (h mod m)].
+        expected = torch.stack([past[:, window - season + h % season] for h in range(9)], dim=1)
+    else:
+        expected = past[:, -1:].expand(-1, 9)  # a season longer than the window: last value
+    torch.testing.assert_close(out, expected)

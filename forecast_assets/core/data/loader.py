@@ -78,8 +78,13 @@ def discover_files(path: str | Path) -> list[Path]:
 
 def load_sales(path: str | Path, spec: ColumnSpec) -> pd.DataFrame:
     """Read every file under ``path`` and return the standardized, validated sales frame."""
+    return load_sales_files(discover_files(path), spec)
+
+
+def load_sales_files(files: Sequence[Path], spec: ColumnSpec) -> pd.DataFrame:
+    """Standardized, validated sales of ``files``; a later file wins for a shared (sku, date)."""
     frames = []
-    for order, file in enumerate(discover_files(path)):
+    for order, file in enumerate(files):
         frame = standardize_sales(read_sales_file(file, spec), spec, source=str(file))
         frames.append(frame.assign(_file_order=order))
     return _merge_files(frames)

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from forecast_assets.core.models.base import ForecastModel
 logger = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("past", "past_time", "future_time", "sku", "static")
+LOSSES = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class TrainingConfig:
     patience: int = 5
     grad_clip: float = 1.0
     max_windows_per_epoch: int | None = None  # a fresh random subset each epoch when set
+    loss: Literal["mae", "mse", "huber"] = "mae"
     seed: int = 42
     device: str = "auto"
 
@@ -74,7 +77,7 @@ def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> list[t
 
 
 class Trainer:
-    """Fits a ForecastModel with MSE on scaled targets.
+    """Fits a ForecastModel on scaled targets with the configured loss (MSE, MAE or Huber).
 
     Stops when the validation loss has not improved for ``patience`` epochs and puts the
     best epoch's weights back, so the returned model is the one that validated best.
@@ -87,7 +90,7 @@ class Trainer:
         self.config = config
         self.on_epoch_end = on_epoch_end
         self.device = resolve_device(config.device)
-        self.loss_fn = nn.MSELoss()
+        self.loss_fn = LOSSES[config.loss]()
 
     def fit(self, model: ForecastModel, train: Dataset, validation: Dataset) -> TrainingResult:
         if len(train) == 0:

@@ -1,0 +1,118 @@
+"""The deployed shape on one machine: `dagster dev` (webserver + daemon) with the project's
+dagster.yaml, runs submitted the way the UI submits them and executed by the run queue."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from forecast_assets.jobs import GPU_TAG_KEY
+from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def dagster_dev(
+    tmp_path: Path, write_settings
+) -> Iterator[tuple[DagsterGraphQLClient, dg.DagsterInstance]]:
+    """`dagster dev` on a free port for a fresh DAGSTER_HOME holding the project's dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FORECAST_SETTINGS": str(write_settings())}
+    log = (tmp_path / "dagster_dev.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so one signal stops webserver and daemon
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                output = (tmp_path / "dagster_dev.log").read_text()[-3000:]
+                pytest.fail(f"dagster dev did not start: {output}")
+            time.sleep(1)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield DagsterGraphQLClient("127.0.0.1", port_number=port), instance
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def wait_for_run(instance: dg.DagsterInstance, run_id: str, timeout: float = 300) -> dg.DagsterRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in FINISHED:
+            return run
+        time.sleep(1)
+    pytest.fail(f"run {run_id} did not finish in {timeout}s")
+
+
+def test_runs_submitted_like_the_ui_go_through_the_queue_and_daemon(dagster_dev) -> None:
+    client, instance = dagster_dev
+
+    ingest = wait_for_run(instance, client.submit_job_execution("ingest_job"))
+    assert ingest.status == dg.DagsterRunStatus.SUCCESS
+    keys = instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)
+    assert keys, "clusters registered no partitions"
+
+    run_id = client.submit_job_execution("train_job", tags={"dagster/partition": keys[0]})
+    queued = instance.get_run_by_id(run_id)
+    assert queued.tags[GPU_TAG_KEY] == "true"  # what the run queue limits
+    trained = wait_for_run(instance, run_id)
+    assert trained.status == dg.DagsterRunStatus.SUCCESS
+    event = instance.get_latest_materialization_event(dg.AssetKey("forecast_table"))
+    assert event is not None and event.run_id == run_id
+    assert event.asset_materialization.partition == keys[0]
+    # The queue, not the in-process API, ran it: it went through QUEUED.
+    statuses = [
+        record.event_log_entry.dagster_event.event_type_value
+        for record in instance.get_records_for_run(
+            run_id, of_type={dg.DagsterEventType.RUN_ENQUEUED}
+        ).records
+    ]
+    assert statuses == ["PIPELINE_ENQUEUED"]
