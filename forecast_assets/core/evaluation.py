@@ -14,7 +14,7 @@ from forecast_assets.core.inference.intervals import (
     interval_bounds,
     residual_quantiles,
 )
-from forecast_assets.core.inference.predictor import predict_windows
+from forecast_assets.core.inference.predictor import predict_windows, to_original_units
 from forecast_assets.core.metrics import (
     METRIC_NAMES,
     accuracy_metrics,
@@ -94,9 +94,7 @@ def evaluate_cluster(
     test_residuals = encoded.batch(test)["target"] - test_scaled
 
     rows = test.rows
-    forecast = scalers.inverse_transform(test_scaled.astype(float), rows)
-    if nonnegative:
-        forecast = np.maximum(forecast, 0.0)
+    forecast = to_original_units(test_scaled, rows, scalers, nonnegative)
     actual = encoded.raw[rows, split.test_origin :]
     history = encoded.raw[rows, : split.test_origin]
     naive = seasonal_naive_forecast(history, encoded.horizon, season)

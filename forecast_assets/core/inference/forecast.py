@@ -11,7 +11,7 @@ from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
 from forecast_assets.core.inference.intervals import ResidualQuantiles, interval_bounds
-from forecast_assets.core.inference.predictor import predict_windows
+from forecast_assets.core.inference.predictor import predict_windows, to_original_units
 from forecast_assets.core.training.cluster_model import ClusterModel
 
 FORECAST_COLUMNS = ("sku", "date", "forecast", "lower", "upper", "cluster", "model", "trained_at")
@@ -33,9 +33,7 @@ def forecast_cluster(
         )
     windows = encoded.forecast_windows()
     scaled = predict_windows(model.to_module(), encoded, windows, device)
-    forecast = scalers.inverse_transform(scaled.astype(float), windows.rows)
-    if nonnegative:
-        forecast = np.maximum(forecast, 0.0)
+    forecast = to_original_units(scaled, windows.rows, scalers, nonnegative)
     lower, upper = interval_bounds(forecast, scalers.units(windows.rows), intervals, nonnegative)
     n = len(windows.rows)
     return pd.DataFrame(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel, WindowSet, batch_to_tensors
 from forecast_assets.core.models.base import ForecastModel
 from forecast_assets.core.training.trainer import model_inputs, resolve_device
@@ -31,3 +32,12 @@ def predict_windows(
     if not outputs:
         return np.zeros((0, encoded.horizon), dtype=np.float32)
     return np.concatenate(outputs)
+
+
+def to_original_units(
+    scaled: np.ndarray, rows: np.ndarray, scalers: ScalerManager, nonnegative: bool
+) -> np.ndarray:
+    """Scaled forecasts [n, horizon] of the SKU ``rows`` back in units, floored at zero when
+    demand cannot be negative."""
+    forecast = scalers.inverse_transform(scaled.astype(float), rows)
+    return np.maximum(forecast, 0.0) if nonnegative else forecast
