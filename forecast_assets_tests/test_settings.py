@@ -125,3 +125,15 @@ def test_missing_and_malformed_files_are_configuration_errors(tmp_path: Path) ->
 )
 def test_season_length_follows_the_frequency(freq: str, season: int) -> None:
     assert infer_season_length(freq) == season
+
+
+def test_every_training_setting_reaches_the_trainer() -> None:
+    # cluster_model passes the training section to TrainingConfig by field name: a setting
+    # added on one side only would be silently ignored or break training.
+    from dataclasses import fields
+
+    from forecast_assets.core.training.trainer import TrainingConfig
+    from forecast_assets.settings import TrainingSettings
+
+    trainer_fields = {field.name for field in fields(TrainingConfig)} - {"seed", "device"}
+    assert set(TrainingSettings.model_fields) - {"validation_periods"} == trainer_fields

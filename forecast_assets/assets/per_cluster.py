@@ -118,15 +118,10 @@ def cluster_model(
         **config.model.model_dump(exclude={"type"}),
         "season_length": config.timeseries.season,
     }
+    # Every training setting maps to the trainer's field of the same name; the validation
+    # split is already applied in encoded_features.
     training = TrainingConfig(
-        epochs=config.training.epochs,
-        batch_size=config.training.batch_size,
-        learning_rate=config.training.learning_rate,
-        weight_decay=config.training.weight_decay,
-        patience=config.training.patience,
-        grad_clip=config.training.grad_clip,
-        max_windows_per_epoch=config.training.max_windows_per_epoch,
-        loss=config.training.loss,
+        **config.training.model_dump(exclude={"validation_periods"}),
         seed=config.seed,
         device=config.device,
     )
