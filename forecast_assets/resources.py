@@ -24,7 +24,8 @@ class ForecastSettingsResource(dg.ConfigurableResource):
 
 
 class OutputStore(dg.ConfigurableResource):
-    """Files users read directly: the forecast table and the reports. Every write is atomic."""
+    """Files users read directly: the forecast table, the reports and the models' serving
+    files (ONNX, TorchScript). Every write is atomic."""
 
     base_dir: str
 
@@ -47,6 +48,11 @@ class OutputStore(dg.ConfigurableResource):
             file = atomic_write_bytes(folder / f"{name}_{image}.png", png)
             markdown = markdown.replace("{" + image + "}", f"![{image}]({file.name})")
         return atomic_write_text(folder / f"{name}.md", markdown)
+
+    @property
+    def model_dir(self) -> Path:
+        """``<base_dir>/models``: each cluster model's ONNX / TorchScript files."""
+        return Path(self.base_dir) / "models"
 
 
 def build_resources(settings_file: str | None = None) -> dict[str, object]:

@@ -15,12 +15,26 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from forecast_assets.core.data.loader import ColumnSpec
 from forecast_assets.core.errors import ConfigurationError
-from forecast_assets.core.models.registry import available_model_types
+from forecast_assets.core.models.losses import LOSS_NAMES
+from forecast_assets.core.models.registry import (
+    SIZE_ARGUMENTS,
+    available_model_types,
+    build_model,
+    tunable_hyperparameters,
+)
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
 DEFAULT_SETTINGS_FILE = Path(__file__).parent / "default_settings.yaml"
@@ -102,13 +116,28 @@ class TimeseriesSettings(_Section):
         return self.season_length or infer_season_length(self.freq)
 
 
-class ModelSettings(_Section):
-    type: str = Field("lightweight", description="model family from the registry")
-    channels: int = Field(32, ge=1)
-    levels: int = Field(4, ge=1, description="TCN blocks; dilation doubles per block")
-    kernel_size: int = Field(3, ge=2)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    embedding_dim: int = Field(8, ge=1, description="SKU embedding size")
+def _options_section(model_type: str) -> type[_Section]:
+    """The settings section of one model family, generated from its constructor."""
+    fields: dict[str, Any] = {
+        name: (annotation, default)
+        for name, (annotation, default) in tunable_hyperparameters(model_type).items()
+    }
+    return create_model(f"{model_type.title()}Options", __base__=_Section, **fields)
+
+
+class _ModelSettingsBase(_Section):
+    type: str = Field(
+        "lightweight",
+        description="model family: standard | advanced | lightweight | mixer",
+    )
+    onnx: bool = Field(
+        True, description="export each cluster model to ONNX and forecast through onnxruntime"
+    )
+    per_cluster: dict[str, dict[str, Any]] = Field(
+        {},
+        description="overrides for single cluster partitions, e.g. "
+        "{cluster_1: {type: advanced}}; same fields as this section",
+    )
 
     @field_validator("type")
     @classmethod
@@ -116,6 +145,41 @@ class ModelSettings(_Section):
         if value not in available_model_types():
             raise ValueError(f"'{value}' is not one of {sorted(available_model_types())}")
         return value
+
+    @model_validator(mode="after")
+    def _valid_overrides(self) -> _ModelSettingsBase:
+        for cluster, override in self.per_cluster.items():
+            if "per_cluster" in override:
+                raise ValueError(f"per_cluster.{cluster} cannot hold per_cluster itself")
+            try:
+                self.for_cluster(cluster)
+            except ValidationError as exc:
+                raise ValueError(f"per_cluster.{cluster}: {_problems(exc)}") from None
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """Hyperparameters of the chosen family."""
+        return getattr(self, self.type).model_dump()
+
+    def for_cluster(self, cluster: str) -> _ModelSettingsBase:
+        """These settings with the cluster's override applied (itself when there is none)."""
+        override = self.per_cluster.get(cluster)
+        if not override:
+            return self
+        merged = _deep_merge(self.model_dump(exclude={"per_cluster"}), override)
+        return type(self).model_validate(merged)
+
+
+ModelSettings = create_model(
+    "ModelSettings",
+    __base__=_ModelSettingsBase,
+    __doc__="Model family, its hyperparameters (one section per family) and per-cluster overrides.",
+    **{
+        name: (section, section())
+        for name in available_model_types()
+        for section in [_options_section(name)]
+    },
+)
 
 
 class TrainingSettings(_Section):
@@ -125,8 +189,13 @@ class TrainingSettings(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     grad_clip: float = Field(1.0, gt=0)
-    loss: Literal["mae", "mse", "huber"] = Field(
-        "mae", description="on scaled targets; mae matches the MAE-based MASE it is judged by"
+    loss: Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"] = Field(
+        "mae",
+        description="on scaled targets; mae matches the MAE-based MASE it is judged by; "
+        "combined = the weighted sum in loss_weights",
+    )
+    loss_weights: dict[str, float] = Field(
+        {}, description="for loss: combined, e.g. {mae: 1.0, smape: 0.2, pinball: 1.0}"
     )
     max_windows_per_epoch: int | None = Field(
         None,
@@ -139,6 +208,15 @@ class TrainingSettings(_Section):
         ge=1,
         description="periods before the test horizon used for early stopping; empty = 2 x horizon",
     )
+
+    @model_validator(mode="after")
+    def _combined_loss(self) -> TrainingSettings:
+        unknown = sorted(set(self.loss_weights) - set(LOSS_NAMES))
+        if unknown:
+            raise ValueError(f"loss_weights has unknown loss(es) {unknown}; known: {LOSS_NAMES}")
+        if self.loss == "combined" and not any(self.loss_weights.values()):
+            raise ValueError("loss 'combined' needs loss_weights with a non-zero weight")
+        return self
 
 
 class ClusteringSettings(_Section):
@@ -163,6 +241,9 @@ class ScalingSettings(_Section):
 
 class ForecastSettings(_Section):
     confidence: float = Field(0.9, gt=0, lt=1, description="prediction interval coverage")
+    engine: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="auto: onnxruntime when the cluster model has an ONNX export"
+    )
 
 
 class OutputSettings(_Section):
@@ -209,10 +290,32 @@ class Settings(BaseSettings):
                 f"timeseries.min_history ({self.timeseries.min_history}) must be at least "
                 f"horizon + validation periods + 1 = {needed}"
             )
+        self._models_build()
         overlap = set(self.data.categorical_columns) & set(self.data.multilabel_columns)
         if overlap:
             raise ValueError(f"columns {sorted(overlap)} are both categorical and multilabel")
         return self
+
+    def _models_build(self) -> None:
+        # Hyperparameters that the model refuses (say d_model not divisible by n_heads) must
+        # fail here, before any work, not in the middle of the nightly training run.
+        sizes = dict(
+            n_skus=2,
+            n_static=1,
+            n_time_features=2,
+            window=self.timeseries.window,
+            horizon=self.timeseries.horizon,
+            season_length=self.timeseries.season,
+        )
+        assert set(sizes) == set(SIZE_ARGUMENTS)
+        chosen = {"": self.model}
+        chosen.update({c: self.model.for_cluster(c) for c in self.model.per_cluster})
+        for cluster, model in chosen.items():
+            try:
+                build_model(model.type, **sizes, **model.options())
+            except Exception as exc:
+                where = f"model.per_cluster.{cluster}" if cluster else "model"
+                raise ValueError(f"{where}.{model.type} cannot be built: {exc}") from None
 
     @property
     def validation_periods(self) -> int:
@@ -249,9 +352,23 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         return Settings(**content)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
-            + (f" (got {error['input']!r})" if not isinstance(error["input"], dict) else "")
-            for error in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings in {chosen}: {problems}") from exc
+        raise ConfigurationError(f"invalid settings in {chosen}: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """One line per invalid field: its dotted location, the reason and the value given."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+        + (f" (got {error['input']!r})" if not isinstance(error["input"], dict) else "")
+        for error in exc.errors()
+    )
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -24,7 +24,7 @@ def small_settings(output_dir: Path) -> dict[str, Any]:
         },
         "timeseries": {"freq": "D", "window": 28, "horizon": 7, "min_history": 60},
         "training": {"epochs": 3, "batch_size": 128, "patience": 2, "max_windows_per_epoch": 1024},
-        "model": {"channels": 16, "levels": 3},
+        "model": {"lightweight": {"channels": 16, "levels": 3}},
         "clustering": {"k_min": 2, "k_max": 3, "min_cluster_size": 3},
         "output": {"dir": str(output_dir)},
         "seed": 7,

@@ -135,5 +135,65 @@ def test_every_training_setting_reaches_the_trainer() -> None:
     from forecast_assets.core.training.trainer import TrainingConfig
     from forecast_assets.settings import TrainingSettings
 
-    trainer_fields = {field.name for field in fields(TrainingConfig)} - {"seed", "device"}
+    trainer_fields = {field.name for field in fields(TrainingConfig)} - {
+        "seed",
+        "device",
+        "season_length",
+    }
     assert set(TrainingSettings.model_fields) - {"validation_periods"} == trainer_fields
+
+
+def test_each_model_family_has_a_section_generated_from_its_constructor(tmp_path: Path) -> None:
+    import inspect
+
+    from forecast_assets.core.models.registry import MODEL_TYPES, SIZE_ARGUMENTS
+
+    settings = load_settings(write(tmp_path, "model:\n  type: mixer\n  mixer:\n    blocks: 1\n"))
+    assert settings.model.options()["blocks"] == 1
+    for name, model_class in MODEL_TYPES.items():
+        parameters = inspect.signature(model_class).parameters
+        expected = {p: parameters[p].default for p in parameters if p not in SIZE_ARGUMENTS}
+        assert getattr(settings.model, name).model_dump() == {
+            **expected,
+            **({"blocks": 1} if name == "mixer" else {}),
+        }
+
+
+def test_a_cluster_can_override_the_model(tmp_path: Path) -> None:
+    text = """
+model:
+  type: lightweight
+  lightweight: {channels: 16}
+  per_cluster:
+    cluster_1: {type: mixer, mixer: {d_model: 24}}
+    cluster_2: {lightweight: {levels: 2}}
+"""
+    model = load_settings(write(tmp_path, text)).model
+    assert (model.for_cluster("cluster_0").type, model.for_cluster("cluster_0").options()) == (
+        "lightweight",
+        model.options(),
+    )
+    assert model.for_cluster("cluster_1").type == "mixer"
+    assert model.for_cluster("cluster_1").options()["d_model"] == 24
+    assert model.for_cluster("cluster_2").options() == {**model.options(), "levels": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model:\n  type: prophet\n", r"model\.type.*'prophet' is not one of"),
+        ("model:\n  lightweight: {chanels: 8}\n", r"model\.lightweight\.chanels"),
+        (
+            "model:\n  per_cluster:\n    cluster_3: {mixer: {blocks: many}}\n",
+            r"per_cluster\.cluster_3: mixer\.blocks",
+        ),
+        ("model:\n  lightweight: {channels: -4}\n", r"model\.lightweight cannot be built"),
+        ("training:\n  loss: combined\n", r"combined.*needs loss_weights"),
+        ("training:\n  loss_weights: {rmsle: 1}\n", r"unknown loss.*rmsle"),
+    ],
+)
+def test_bad_model_and_loss_settings_fail_at_load_naming_the_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(write(tmp_path, text))

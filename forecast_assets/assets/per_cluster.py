@@ -12,6 +12,8 @@ from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import DataValidationError
 from forecast_assets.core.evaluation import EvaluationReport, evaluate_cluster
 from forecast_assets.core.inference.forecast import forecast_cluster
+from forecast_assets.core.inference.predictor import engine_for
+from forecast_assets.core.inference.serving import ServingFiles, export_for_serving
 from forecast_assets.core.plots import forecast_vs_actual_plot, loss_curve_plot, markdown_image
 from forecast_assets.core.training.cluster_model import ClusterModel, train_cluster_model
 from forecast_assets.core.training.trainer import EpochRecord, TrainingConfig
@@ -103,10 +105,13 @@ def encoded_features(
 def cluster_model(
     context: dg.AssetExecutionContext,
     settings: ForecastSettingsResource,
+    output_store: OutputStore,
     encoded_features: EncodedPanel,
 ) -> ClusterModel:
-    """The cluster's forecasting model, trained with early stopping on the validation periods."""
+    """The cluster's forecasting model (``model.type``, or the cluster's override in
+    ``model.per_cluster``), trained with early stopping on the validation periods."""
     config = settings.load()
+    model_settings = config.model.for_cluster(context.partition_key)
 
     def log_epoch(record: EpochRecord) -> None:
         context.log.info(
@@ -114,24 +119,32 @@ def cluster_model(
             f"validation loss {record.validation_loss:.4f} ({record.seconds:.1f}s)"
         )
 
-    model_options = {
-        **config.model.model_dump(exclude={"type"}),
-        "season_length": config.timeseries.season,
-    }
+    model_options = {**model_settings.options(), "season_length": config.timeseries.season}
     # Every training setting maps to the trainer's field of the same name; the validation
     # split is already applied in encoded_features.
     training = TrainingConfig(
         **config.training.model_dump(exclude={"validation_periods"}),
+        season_length=config.timeseries.season,
         seed=config.seed,
         device=config.device,
     )
     model = train_cluster_model(
-        encoded_features, config.model.type, model_options, training, log_epoch
+        encoded_features, model_settings.type, model_options, training, log_epoch
     )
+    serving = ServingFiles()
+    if model_settings.onnx:
+        serving = export_for_serving(model, output_store.model_dir, context.partition_key)
+        for problem in serving.problems:
+            context.log.warning(problem)
     result = model.training
     context.add_output_metadata(
         {
             "model_type": model.model_type,
+            "quantiles": dg.MetadataValue.json(list(model.quantiles)),
+            "onnx": dg.MetadataValue.path(str(serving.onnx)) if serving.onnx else "none",
+            "torchscript": (
+                dg.MetadataValue.path(str(serving.torchscript)) if serving.torchscript else "none"
+            ),
             "parameters": model.parameter_count,
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
@@ -169,6 +182,7 @@ def evaluation_report(
         confidence=config.forecast.confidence,
         nonnegative=config.nonnegative,
         device=config.device,
+        engine=config.forecast.engine,
     )
     history = _recent_history(encoded_features, periods=4 * encoded_features.horizon)
     plot = forecast_vs_actual_plot(
@@ -215,9 +229,11 @@ def forecast_table(
         evaluation_report.intervals,
         nonnegative=config.nonnegative,
         device=config.device,
+        engine=config.forecast.engine,
     )
     context.add_output_metadata(
         {
+            "engine": engine_for(cluster_model, config.forecast.engine),
             "rows": len(table),
             "skus": int(table["sku"].nunique()),
             "first_date": str(table["date"].min().date()),

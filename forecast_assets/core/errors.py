@@ -48,3 +48,7 @@ class ModelNotFoundError(DemandForecastError):
 
 class TrainingError(DemandForecastError):
     """Training could not produce a usable model (e.g. the loss became NaN)."""
+
+
+class ExportError(DemandForecastError):
+    """A model could not be exported, or an exported model does not fit the data it is given."""

@@ -9,18 +9,20 @@ import pandas as pd
 
 from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel, WindowSet
+from forecast_assets.core.inference.forecast import quantile_frame
 from forecast_assets.core.inference.intervals import (
     ResidualQuantiles,
     interval_bounds,
     residual_quantiles,
 )
-from forecast_assets.core.inference.predictor import predict_windows, to_original_units
+from forecast_assets.core.inference.predictor import predict_cluster, to_original_units
 from forecast_assets.core.metrics import (
     METRIC_NAMES,
     accuracy_metrics,
     interval_coverage,
     seasonal_naive_forecast,
 )
+from forecast_assets.core.models.base import point_of
 from forecast_assets.core.training.cluster_model import ClusterModel
 
 
@@ -38,7 +40,8 @@ class EvaluationReport:
     coverage: float  # share of test actuals inside intervals built from validation residuals
     confidence: float
     intervals: ResidualQuantiles  # from validation and test residuals, for the forecast
-    predictions: pd.DataFrame  # sku, date, actual, forecast, seasonal_naive, lower, upper
+    # sku, date, actual, forecast, seasonal_naive, lower, upper (+ p10, p50, ... per quantile)
+    predictions: pd.DataFrame
 
     @property
     def beats_seasonal_naive(self) -> bool:
@@ -80,17 +83,23 @@ def evaluate_cluster(
     confidence: float,
     nonnegative: bool = True,
     device: str = "auto",
+    engine: str = "auto",
 ) -> EvaluationReport:
     """Score ``model`` on the test windows and gather residual quantiles.
 
     Coverage is honest: the test intervals use validation residuals only. The quantiles kept
     for forecasting pool validation and test residuals (the most recent errors).
     """
-    module = model.to_module()
     split = encoded.split
-    validation_residuals = _scaled_residuals(module, encoded, encoded.validation, device)
+
+    def residuals(windows: WindowSet) -> np.ndarray:
+        output = predict_cluster(model, encoded, windows, device, engine)
+        return encoded.batch(windows)["target"] - point_of(output, model.quantiles)
+
+    validation_residuals = residuals(encoded.validation)
     test = encoded.test
-    test_scaled = predict_windows(module, encoded, test, device)
+    test_output = predict_cluster(model, encoded, test, device, engine)
+    test_scaled = point_of(test_output, model.quantiles)
     test_residuals = encoded.batch(test)["target"] - test_scaled
 
     rows = test.rows
@@ -113,6 +122,9 @@ def evaluate_cluster(
             "upper": upper.ravel(),
         }
     )
+    if model.quantiles:
+        quantiles = to_original_units(test_output, rows, scalers, nonnegative)
+        predictions = pd.concat([predictions, quantile_frame(quantiles, model.quantiles)], axis=1)
     return EvaluationReport(
         cluster=cluster,
         model_type=model.model_type,
@@ -126,7 +138,3 @@ def evaluate_cluster(
         intervals=residual_quantiles(np.vstack([validation_residuals, test_residuals]), confidence),
         predictions=predictions,
     )
-
-
-def _scaled_residuals(module, encoded: EncodedPanel, windows: WindowSet, device: str) -> np.ndarray:
-    return encoded.batch(windows)["target"] - predict_windows(module, encoded, windows, device)

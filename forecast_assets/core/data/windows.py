@@ -90,6 +90,7 @@ class EncodedPanel:
     test: WindowSet
     raw: np.ndarray  # [n_skus, T] demand in original units, NaN before each SKU's start
     encoder: object  # the fitted CategoricalEncoder, kept to encode new data the same way
+    scaled_zero: np.ndarray  # [n_skus] float32: what zero demand scales to (for scale-free losses)
 
     @property
     def n_skus(self) -> int:
@@ -110,7 +111,7 @@ class EncodedPanel:
 
     def batch(self, windows: WindowSet, with_target: bool = True) -> dict[str, np.ndarray]:
         """Arrays for ``windows``: past [B, W], past_time [B, W, F], future_time [B, H, F],
-        sku [B], static [B, C] and, when asked, target [B, H]."""
+        sku [B], static [B, C], scaled_zero [B] and, when asked, target [B, H]."""
         past_cols = windows.origins[:, None] + np.arange(self.window)[None, :]  # padded coords
         future_cols = past_cols[:, -1:] + 1 + np.arange(self.horizon)[None, :]
         out = {
@@ -119,6 +120,7 @@ class EncodedPanel:
             "future_time": self.calendar[future_cols],
             "sku": windows.rows,
             "static": self.static[windows.rows],
+            "scaled_zero": self.scaled_zero[windows.rows],
         }
         if with_target:
             if (windows.origins + self.horizon > self.split.n_periods).any():
@@ -176,6 +178,7 @@ def encode_panel(
         test=sliding_windows(first_index, split.test_origin, split.test_origin),
         raw=raw,
         encoder=encoder,
+        scaled_zero=scaled_zero.astype(np.float32),
     )
 
 

@@ -11,10 +11,24 @@ from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
 from forecast_assets.core.inference.intervals import ResidualQuantiles, interval_bounds
-from forecast_assets.core.inference.predictor import predict_windows, to_original_units
+from forecast_assets.core.inference.predictor import predict_cluster, to_original_units
+from forecast_assets.core.models.base import point_of
 from forecast_assets.core.training.cluster_model import ClusterModel
 
 FORECAST_COLUMNS = ("sku", "date", "forecast", "lower", "upper", "cluster", "model", "trained_at")
+
+
+def quantile_column(quantile: float) -> str:
+    """Column name of a quantile forecast: 0.1 -> p10, 0.5 -> p50, 0.975 -> p97.5."""
+    return f"p{round(quantile * 100, 4):g}"
+
+
+def quantile_frame(values: np.ndarray, quantiles: tuple[float, ...]) -> pd.DataFrame:
+    """[n, horizon, n_quantiles] quantile forecasts as one column per quantile, rows in
+    (window, step) order like the other columns of the tables."""
+    return pd.DataFrame(
+        {quantile_column(q): values[..., i].ravel() for i, q in enumerate(quantiles)}
+    )
 
 
 def forecast_cluster(
@@ -25,18 +39,22 @@ def forecast_cluster(
     intervals: ResidualQuantiles,
     nonnegative: bool = True,
     device: str = "auto",
+    engine: str = "auto",
 ) -> pd.DataFrame:
-    """Forecast the ``horizon`` periods after the data for every SKU of the cluster."""
+    """Forecast the ``horizon`` periods after the data for every SKU of the cluster; a
+    quantile model adds one column per quantile (p10, p50, p90, ...)."""
     if list(model.skus) != list(encoded.skus):
         raise ModelNotFoundError(
             f"the model of {cluster} was trained for other SKUs; retrain it before forecasting"
         )
     windows = encoded.forecast_windows()
-    scaled = predict_windows(model.to_module(), encoded, windows, device)
-    forecast = to_original_units(scaled, windows.rows, scalers, nonnegative)
+    output = predict_cluster(model, encoded, windows, device, engine)
+    forecast = to_original_units(
+        point_of(output, model.quantiles), windows.rows, scalers, nonnegative
+    )
     lower, upper = interval_bounds(forecast, scalers.units(windows.rows), intervals, nonnegative)
     n = len(windows.rows)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "sku": np.repeat(encoded.skus[windows.rows].to_numpy(), encoded.horizon),
             "date": np.tile(encoded.future_dates.to_numpy(), n),
@@ -48,6 +66,10 @@ def forecast_cluster(
             "trained_at": pd.Timestamp(model.trained_at),
         }
     )[list(FORECAST_COLUMNS)]
+    if not model.quantiles:
+        return table
+    quantiles = to_original_units(output, windows.rows, scalers, nonnegative)
+    return pd.concat([table, quantile_frame(quantiles, model.quantiles)], axis=1)
 
 
 def combine_forecasts(

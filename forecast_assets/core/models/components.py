@@ -100,3 +100,105 @@ class TemporalConvNet(nn.Module):
     @staticmethod
     def receptive_field(levels: int, kernel_size: int) -> int:
         return 1 + 2 * (kernel_size - 1) * (2**levels - 1)
+
+
+class SeasonalNaiveSkip(nn.Linear):
+    """Linear map past [B, window] -> [B, horizon] that starts as the seasonal naive forecast.
+
+    Step h copies period ``window - m + (h mod m)``; with a season longer than the window (or
+    m = 1) it copies the last value. Models add their learned output to this path, and with a
+    zero-initialised last layer an untrained model is exactly seasonal naive, so training only
+    has to learn what improves on it.
+    """
+
+    def __init__(self, window: int, horizon: int, season_length: int) -> None:
+        super().__init__(window, horizon)
+        with torch.no_grad():
+            self.weight.zero_()
+            self.bias.zero_()
+            for step in range(horizon):
+                if 1 < season_length <= window:
+                    self.weight[step, window - season_length + step % season_length] = 1.0
+                else:
+                    self.weight[step, window - 1] = 1.0
+
+
+def zero_init(layer: nn.Linear) -> nn.Linear:
+    """Zero a model's last layer so that it starts as its skip path (see SeasonalNaiveSkip)."""
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class StochasticDepth(nn.Module):
+    """Drops a residual branch for whole samples during training (Huang et al., 2016).
+
+    ``x + StochasticDepth(p)(branch(x))``: each sample's branch output is zeroed with
+    probability p and the survivors are scaled by 1 / (1 - p); identity at evaluation.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+        # branch [B, ...] -> [B, ...]
+        if not self.training or self.p == 0.0:
+            return branch
+        keep = 1.0 - self.p
+        shape = (branch.shape[0],) + (1,) * (branch.dim() - 1)
+        mask = torch.empty(shape, dtype=branch.dtype, device=branch.device).bernoulli_(keep)
+        return branch * mask / keep
+
+
+class PatchEmbedding(nn.Module):
+    """Cuts a series into patches and embeds each (PatchTST, Nie et al., 2023).
+
+    [B, L, F] -> [B, n_patches, d_model]. The series is left-padded by repeating its first
+    period so that the last patch ends on the last period (the most recent data is never
+    cut off). Patches are gathered with a fixed index table, which exports to ONNX as is.
+    """
+
+    def __init__(self, length: int, n_features: int, patch_length: int, stride: int, d_model: int):
+        super().__init__()
+        if patch_length > length:
+            patch_length = length
+        self.n_patches = 1 + -(-(length - patch_length) // stride)  # ceil division
+        self.left_padding = (self.n_patches - 1) * stride + patch_length - length
+        starts = torch.arange(self.n_patches) * stride
+        self.register_buffer(
+            "index", starts[:, None] + torch.arange(patch_length)[None, :], persistent=False
+        )  # [N, P]
+        self.projection = nn.Linear(patch_length * n_features, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x [B, L, F] -> [B, N, D]
+        if self.left_padding:
+            x = torch.cat([x[:, :1].expand(-1, self.left_padding, -1), x], dim=1)
+        patches = x[:, self.index]  # [B, N, P, F]
+        return self.projection(patches.flatten(2))
+
+
+class SeriesDecomposition(nn.Module):
+    """Moving-average trend and seasonal remainder (Autoformer, Wu et al., 2021).
+
+    [B, L, C] -> (seasonal [B, L, C], trend [B, L, C]) with seasonal + trend == input. The
+    ends are padded by repeating the first / last period so the trend keeps length L.
+    """
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.front = (kernel_size - 1) // 2
+        self.back = kernel_size - 1 - self.front
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x [B, L, C] -> seasonal [B, L, C], trend [B, L, C]
+        padded = torch.cat(
+            [x[:, :1].expand(-1, self.front, -1), x, x[:, -1:].expand(-1, self.back, -1)], dim=1
+        )
+        trend = nn.functional.avg_pool1d(
+            padded.transpose(1, 2), self.kernel_size, stride=1
+        ).transpose(1, 2)
+        return x - trend, trend

@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from forecast_assets.core.models.base import ForecastModel
-from forecast_assets.core.models.components import StaticContext, TemporalConvNet
+from forecast_assets.core.models.components import (
+    SeasonalNaiveSkip,
+    StaticContext,
+    TemporalConvNet,
+    zero_init,
+)
 
 
 class TCNForecaster(ForecastModel):
@@ -60,11 +65,9 @@ class TCNForecaster(ForecastModel):
             nn.Linear(2 * channels + n_time_features, channels),
             nn.GELU(),
             nn.Dropout(dropout),
-            nn.Linear(channels, 1),
+            zero_init(nn.Linear(channels, 1)),
         )
-        nn.init.zeros_(self.decoder[-1].weight)
-        nn.init.zeros_(self.decoder[-1].bias)
-        self.autoregressive = seasonal_naive_linear(window, horizon, season_length)
+        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length)
 
     def forward(
         self,
@@ -81,19 +84,3 @@ class TCNForecaster(ForecastModel):
         state = torch.cat([h, context], dim=-1).unsqueeze(1).expand(-1, steps, -1)  # [B, H, 2C]
         correction = self.decoder(torch.cat([state, future_time], dim=-1)).squeeze(-1)  # [B, H]
         return self.autoregressive(past) + correction
-
-
-def seasonal_naive_linear(window: int, horizon: int, season_length: int) -> nn.Linear:
-    """Linear map [B, window] -> [B, horizon] initialised to the seasonal naive forecast:
-    step h copies period ``window - m + (h mod m)``; with a season longer than the window
-    (or m = 1) it copies the last value."""
-    layer = nn.Linear(window, horizon)
-    with torch.no_grad():
-        layer.weight.zero_()
-        layer.bias.zero_()
-        for step in range(horizon):
-            if 1 < season_length <= window:
-                layer.weight[step, window - season_length + step % season_length] = 1.0
-            else:
-                layer.weight[step, window - 1] = 1.0
-    return layer

@@ -1,26 +1,56 @@
-"""Model types by name (``model.type`` in the settings)."""
+"""Model types by name (``model.type`` in the settings) and their hyperparameters."""
 
 from __future__ import annotations
+
+import inspect
+import typing
 
 from forecast_assets.core.errors import ModelNotFoundError
 from forecast_assets.core.models.base import ForecastModel
 from forecast_assets.core.models.lightweight import TCNForecaster
+from forecast_assets.core.models.mixer import MixerForecaster
+from forecast_assets.core.models.transformer import TransformerForecaster
+from forecast_assets.core.models.transformer_v2 import TemporalFusionForecaster
 
 MODEL_TYPES: dict[str, type[ForecastModel]] = {
+    "standard": TransformerForecaster,
+    "advanced": TemporalFusionForecaster,
     "lightweight": TCNForecaster,
+    "mixer": MixerForecaster,
 }
+
+# Constructor arguments that come from the data, not from the settings.
+SIZE_ARGUMENTS = ("n_skus", "n_static", "n_time_features", "window", "horizon", "season_length")
 
 
 def available_model_types() -> list[str]:
     return list(MODEL_TYPES)
 
 
-def build_model(model_type: str, **hyperparameters: object) -> ForecastModel:
-    """Instantiate a registered model with its hyperparameters."""
+def model_class(model_type: str) -> type[ForecastModel]:
     try:
-        model_class = MODEL_TYPES[model_type]
+        return MODEL_TYPES[model_type]
     except KeyError:
         raise ModelNotFoundError(
             f"unknown model type '{model_type}'; available: {available_model_types()}"
         ) from None
-    return model_class(**hyperparameters)
+
+
+def build_model(model_type: str, **hyperparameters: object) -> ForecastModel:
+    """Instantiate a registered model with its hyperparameters."""
+    return model_class(model_type)(**hyperparameters)
+
+
+def tunable_hyperparameters(model_type: str) -> dict[str, tuple[object, object]]:
+    """Name -> (type, default) of every constructor argument that settings may set.
+
+    Read from the constructor's signature, so a model's defaults live in one place and the
+    settings section of each family cannot drift from the model.
+    """
+    init = model_class(model_type).__init__
+    hints = typing.get_type_hints(init)
+    return {
+        name: (hints[name], parameter.default)
+        for name, parameter in inspect.signature(init).parameters.items()
+        if name != "self" and name not in SIZE_ARGUMENTS
+    }

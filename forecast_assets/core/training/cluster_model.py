@@ -33,6 +33,8 @@ class ClusterModel:
     trained_at: str  # ISO 8601, UTC
     training: TrainingResult
     parameter_count: int = 0
+    quantiles: tuple[float, ...] = ()  # of the output heads; empty for a point model
+    onnx: bytes | None = None  # the same weights exported to ONNX, served by onnxruntime
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_module(self) -> ForecastModel:
@@ -77,4 +79,5 @@ def train_cluster_model(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         training=result,
         parameter_count=model.parameter_count(),
+        quantiles=tuple(model.quantiles),
     )

@@ -17,12 +17,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from forecast_assets.core.errors import TrainingError
-from forecast_assets.core.models.base import ForecastModel
+from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
+from forecast_assets.core.models.losses import ForecastLoss, loss_weights
 
 logger = logging.getLogger(__name__)
 
-MODEL_INPUTS = ("past", "past_time", "future_time", "sku", "static")
-LOSSES = {"mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
+LossName = Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class TrainingConfig:
     patience: int = 5
     grad_clip: float = 1.0
     max_windows_per_epoch: int | None = None  # a fresh random subset each epoch when set
-    loss: Literal["mae", "mse", "huber"] = "mae"
+    loss: LossName = "mae"
+    loss_weights: dict[str, float] = field(default_factory=dict)  # for loss "combined"
+    season_length: int = 1  # of the in-sample seasonal naive that scales the MASE loss
     seed: int = 42
     device: str = "auto"
 
@@ -77,7 +79,7 @@ def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> list[t
 
 
 class Trainer:
-    """Fits a ForecastModel on scaled targets with the configured loss (MSE, MAE or Huber).
+    """Fits a ForecastModel on scaled targets with the configured loss (see ``losses``).
 
     Stops when the validation loss has not improved for ``patience`` epochs and puts the
     best epoch's weights back, so the returned model is the one that validated best.
@@ -90,7 +92,10 @@ class Trainer:
         self.config = config
         self.on_epoch_end = on_epoch_end
         self.device = resolve_device(config.device)
-        self.loss_fn = LOSSES[config.loss]()
+
+    def loss_for(self, model: ForecastModel) -> ForecastLoss:
+        weights = loss_weights(self.config.loss, self.config.loss_weights)
+        return ForecastLoss(weights, model.quantiles, self.config.season_length).to(self.device)
 
     def fit(self, model: ForecastModel, train: Dataset, validation: Dataset) -> TrainingResult:
         if len(train) == 0:
@@ -100,6 +105,7 @@ class Trainer:
         seed_everything(self.config.seed)
         started = time.perf_counter()
         model.to(self.device)
+        loss_fn = self.loss_for(model)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
@@ -114,8 +120,8 @@ class Trainer:
         result = TrainingResult(0, math.inf, False, str(self.device))
         for epoch in range(1, self.config.epochs + 1):
             epoch_started = time.perf_counter()
-            train_loss = self._train_epoch(model, optimizer, train_loader)
-            validation_loss = self.evaluate(model, validation_loader)
+            train_loss = self._train_epoch(model, optimizer, train_loader, loss_fn)
+            validation_loss = self.evaluate(model, validation_loader, loss_fn)
             if not math.isfinite(train_loss) or not math.isfinite(validation_loss):
                 raise TrainingError(
                     f"loss became {train_loss} / {validation_loss} in epoch {epoch}"
@@ -142,31 +148,45 @@ class Trainer:
         return result
 
     @torch.no_grad()
-    def evaluate(self, model: ForecastModel, loader: DataLoader) -> float:
+    def evaluate(
+        self, model: ForecastModel, loader: DataLoader, loss_fn: ForecastLoss | None = None
+    ) -> float:
         model.eval()
+        loss_fn = loss_fn or self.loss_for(model)
         total, count = 0.0, 0
         for batch in loader:
-            prediction = model(*model_inputs(batch, self.device))
-            target = batch["target"].to(self.device)
-            total += float(self.loss_fn(prediction, target)) * len(target)
-            count += len(target)
+            loss = self._batch_loss(model, batch, loss_fn)
+            total += float(loss) * len(batch["target"])
+            count += len(batch["target"])
         return total / max(count, 1)
 
+    def _batch_loss(
+        self, model: ForecastModel, batch: dict[str, torch.Tensor], loss_fn: ForecastLoss
+    ) -> torch.Tensor:
+        output = model(*model_inputs(batch, self.device))
+        target, past, zero = (
+            batch[name].to(self.device, non_blocking=True)
+            for name in ("target", "past", "scaled_zero")
+        )
+        return loss_fn(output, target, past, zero)
+
     def _train_epoch(
-        self, model: ForecastModel, optimizer: torch.optim.Optimizer, loader: DataLoader
+        self,
+        model: ForecastModel,
+        optimizer: torch.optim.Optimizer,
+        loader: DataLoader,
+        loss_fn: ForecastLoss,
     ) -> float:
         model.train()
         total, count = 0.0, 0
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            prediction = model(*model_inputs(batch, self.device))
-            target = batch["target"].to(self.device)
-            loss = self.loss_fn(prediction, target)
+            loss = self._batch_loss(model, batch, loss_fn)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             optimizer.step()
-            total += float(loss.detach()) * len(target)
-            count += len(target)
+            total += float(loss.detach()) * len(batch["target"])
+            count += len(batch["target"])
         return total / max(count, 1)
 
     def _loader(self, dataset: Dataset, sampler: RandomSampler | None = None) -> DataLoader:
