@@ -166,7 +166,7 @@ class _ModelSettingsBase(_Section):
         override = self.per_cluster.get(cluster)
         if not override:
             return self
-        merged = _deep_merge(self.model_dump(exclude={"per_cluster"}), override)
+        merged = deep_merge(self.model_dump(exclude={"per_cluster"}), override)
         return type(self).model_validate(merged)
 
 
@@ -364,11 +364,12 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied, nested mappings merged key by key."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

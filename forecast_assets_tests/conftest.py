@@ -8,6 +8,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from forecast_assets.settings import deep_merge
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -32,22 +34,12 @@ def small_settings(output_dir: Path) -> dict[str, Any]:
     }
 
 
-def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_update(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @pytest.fixture
 def write_settings(tmp_path: Path) -> Callable[..., Path]:
     """Write a small settings YAML (with optional nested overrides) and return its path."""
 
     def write(changes: dict[str, Any] | None = None, name: str = "settings.yaml") -> Path:
-        content = deep_update(small_settings(tmp_path / "output"), changes or {})
+        content = deep_merge(small_settings(tmp_path / "output"), changes or {})
         path = tmp_path / name
         path.write_text(yaml.safe_dump(content))
         return path

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from forecast_assets.core.data.windows import EncodedPanel, WindowSet
 from forecast_assets.core.errors import ExportError, ModelNotFoundError
@@ -80,21 +79,6 @@ def as_batch(inputs: tuple) -> dict[str, np.ndarray]:
     return {name: tensor.numpy() for name, tensor in zip(MODEL_INPUTS, inputs, strict=True)}
 
 
-class QuantileTCN(TCNForecaster):
-    """A TCN with three quantile outputs [B, H, 3]: covers the quantile export path whether or
-    not a quantile family is registered."""
-
-    def __init__(self, **sizes: int) -> None:
-        super().__init__(**sizes)
-        self.quantiles = (0.1, 0.5, 0.9)
-        self.spread = nn.Linear(sizes["window"], sizes["horizon"] * 3)
-
-    def forward(self, past, past_time, future_time, sku, static):  # type: ignore[override]
-        point = super().forward(past, past_time, future_time, sku, static)  # [B, H]
-        spread = self.spread(past).view(past.shape[0], -1, 3).abs().cumsum(-1)  # [B, H, 3]
-        return point.unsqueeze(-1) + spread - spread[..., 1:2]
-
-
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory):
     """Each registered model type exported to ONNX once: type -> (model, path)."""
@@ -137,10 +121,10 @@ def test_onnx_matches_eager_torch_at_any_batch_size(model_type: str, exports) ->
     assert np.abs(changed - actual).max() > 1e-3
 
 
-def test_a_quantile_model_exports_every_quantile(tmp_path: Path) -> None:
-    model = perturbed(QuantileTCN(**SIZES, channels=8, levels=2))
-    forecaster = OnnxForecaster(export_onnx(model, tmp_path / "quantile.onnx"))
-    assert forecaster.quantiles == (0.1, 0.5, 0.9)
+def test_the_quantile_family_exports_every_quantile_in_order(exports) -> None:
+    model, path = exports("advanced")
+    forecaster = OnnxForecaster(path)
+    assert forecaster.quantiles == model.quantiles == (0.1, 0.5, 0.9)
     for batch in BATCH_SIZES:
         inputs = example_inputs(model, batch=batch, seed=batch)
         actual = forecaster.predict(as_batch(inputs))
@@ -148,17 +132,6 @@ def test_a_quantile_model_exports_every_quantile(tmp_path: Path) -> None:
         np.testing.assert_allclose(actual, eager(model, inputs), rtol=0, atol=ATOL)
         assert np.all(np.diff(actual, axis=-1) >= 0)  # the three quantiles, in order
     np.testing.assert_array_equal(forecaster.point_forecast(actual), actual[..., 1])
-
-
-def test_the_registered_quantile_family_exports_every_quantile(exports) -> None:
-    if "advanced" not in MODEL_TYPES:
-        pytest.skip("the quantile family 'advanced' is not registered yet")
-    model, path = exports("advanced")
-    assert model.quantiles, "'advanced' should be a quantile model"
-    inputs = example_inputs(model, batch=7, seed=7)
-    actual = OnnxForecaster(path).predict(as_batch(inputs))
-    assert actual.shape == (7, SIZES["horizon"], len(model.quantiles))
-    np.testing.assert_allclose(actual, eager(model, inputs), rtol=0, atol=ATOL)
 
 
 def test_onnx_forecasts_of_a_panel_equal_the_torch_ones(tmp_path: Path) -> None:
@@ -286,9 +259,14 @@ def test_torchscript_matches_eager_torch_at_any_batch_size(model_type: str, tmp_
         np.testing.assert_allclose(actual, eager(model, inputs), rtol=0, atol=ATOL)
 
 
-def test_torchscript_traces_a_model_that_cannot_be_scripted(tmp_path: Path) -> None:
-    # QuantileTCN calls super().forward, which torch.jit.script does not compile.
-    model = perturbed(QuantileTCN(**SIZES, channels=8, levels=2))
+def test_torchscript_traces_a_model_that_cannot_be_scripted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot_compile(module):
+        raise RuntimeError("Unknown builtin op")
+
+    monkeypatch.setattr(torch.jit, "script", cannot_compile)
+    model = small_model("advanced")
     loaded = load_torchscript(export_torchscript(model, tmp_path / "quantile.pt"))
     assert loaded.metadata["torchscript"] == "trace"
     assert loaded.metadata["quantiles"] == "[0.1, 0.5, 0.9]"

@@ -12,6 +12,7 @@ from forecast_assets.core.models.components import (
 )
 from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.registry import available_model_types, build_model
+from forecast_assets_tests.core.model_tasks import fit_briefly, seasonal_task, test_mae
 
 
 def inputs(batch: int = 5, window: int = 30, horizon: int = 6, n_time: int = 4, n_static: int = 3):
@@ -25,9 +26,37 @@ def inputs(batch: int = 5, window: int = 30, horizon: int = 6, n_time: int = 4, 
     )
 
 
-def test_tcn_maps_the_shared_signature_to_batch_by_horizon() -> None:
+@pytest.mark.parametrize("batch", [1, 7, 64])
+@pytest.mark.parametrize("horizon", [1, 7, 14])
+def test_tcn_maps_the_shared_signature_to_batch_by_horizon(batch: int, horizon: int) -> None:
+    model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=horizon)
+    assert model(*inputs(batch=batch, horizon=horizon)).shape == (batch, horizon)
+
+
+def test_tcn_backward_reaches_every_parameter() -> None:
     model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6)
-    assert model(*inputs()).shape == (5, 6)
+    with torch.no_grad():  # the zero-initialised head would block gradients upstream
+        model.decoder[-1].weight.normal_()
+    model(*inputs()).square().mean().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_tcn_rebuilds_from_its_hyperparameters() -> None:
+    model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6, levels=2)
+    rebuilt = TCNForecaster(**model.hyperparameters)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(*inputs()), model.eval()(*inputs()))
+
+
+def test_tcn_learns_a_seasonal_signal_better_than_seasonal_naive() -> None:
+    task = seasonal_task()
+    torch.manual_seed(0)
+    model = TCNForecaster(**task.model_sizes(), season_length=task.season)
+    fit_briefly(model, task)
+    model_mae, naive_mae = test_mae(model, task)
+    assert model_mae < 0.85 * naive_mae
 
 
 def test_tcn_stays_lightweight_at_defaults() -> None:
@@ -91,7 +120,7 @@ def test_static_context_depends_on_sku_and_attributes() -> None:
 
 
 def test_registry_builds_by_name_and_rejects_unknown() -> None:
-    assert "lightweight" in available_model_types()
+    assert sorted(available_model_types()) == ["advanced", "lightweight", "mixer", "standard"]
     model = build_model(
         "lightweight", n_skus=3, n_static=0, n_time_features=2, window=10, horizon=2
     )

@@ -132,3 +132,44 @@ def test_diverging_training_is_a_training_error() -> None:
     encoded = weekly_pattern_panel()
     with pytest.raises(TrainingError, match="loss became nan"):
         fit(encoded, epochs=3, batch_size=32, learning_rate=1e3)
+
+
+@pytest.mark.parametrize(
+    ("loss", "weights"),
+    [("smape", {}), ("mase", {}), ("pinball", {}), ("combined", {"mae": 1.0, "smape": 0.5})],
+)
+def test_every_loss_of_the_settings_trains(loss: str, weights: dict[str, float]) -> None:
+    encoded = weekly_pattern_panel(noise=15.0)
+    _, _, result = fit(
+        encoded,
+        epochs=6,
+        batch_size=32,
+        learning_rate=1e-2,
+        patience=6,
+        loss=loss,
+        loss_weights=weights,
+        season_length=7,
+    )
+    assert all(math.isfinite(r.validation_loss) for r in result.history)
+    assert result.best_validation_loss < result.history[0].validation_loss
+
+
+def test_a_quantile_model_trains_on_the_pinball_loss_of_its_heads() -> None:
+    encoded = weekly_pattern_panel(noise=15.0)
+    torch.manual_seed(0)
+    model = build_model(
+        "advanced",
+        n_skus=encoded.n_skus,
+        n_static=encoded.n_static_features,
+        n_time_features=encoded.n_time_features,
+        window=encoded.window,
+        horizon=encoded.horizon,
+        d_model=16,
+        season_length=7,
+    )
+    trainer = Trainer(TrainingConfig(device="cpu", epochs=4, batch_size=32, learning_rate=1e-2))
+    assert trainer.loss_for(model).weights == {"mae": 1.0, "pinball": 1.0}
+    result = trainer.fit(
+        model, WindowDataset(encoded, encoded.train), WindowDataset(encoded, encoded.validation)
+    )
+    assert result.best_validation_loss < result.history[0].validation_loss

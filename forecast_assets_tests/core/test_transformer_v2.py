@@ -276,15 +276,6 @@ def test_moving_average_is_clipped_to_the_window() -> None:
     assert model.eval()(*inputs(window=10)).shape == (5, 6, 3)
 
 
-def test_pinball_loss_matches_a_hand_computation() -> None:
-    target = torch.tensor([[1.0, 3.0]])
-    prediction = torch.tensor([[[0.0, 2.0], [4.0, 4.0]]])  # [B=1, H=2, Q=2]
-    # y=1: q0.1 at 0 -> 0.1 * 1 = 0.1; q0.9 at 2 -> 0.1 * 1 = 0.1
-    # y=3: q0.1 at 4 -> 0.9 * 1 = 0.9; q0.9 at 4 -> 0.1 * 1 = 0.1; mean 1.2 / 4 = 3/10
-    loss = pinball_loss(prediction, target, (0.1, 0.9))
-    torch.testing.assert_close(loss, torch.tensor(3 / 10))
-
-
 # --- learning ----------------------------------------------------------------------------
 
 

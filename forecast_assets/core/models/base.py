@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -36,6 +38,12 @@ class ForecastModel(nn.Module):
         static: torch.Tensor,
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    def keep_hyperparameters(self, arguments: dict[str, object]) -> None:
+        """Keep every constructor argument (pass ``locals()``) so that ``type(self)(**h)``
+        rebuilds the model; reading the signature means none can be forgotten."""
+        names = inspect.signature(type(self).__init__).parameters
+        self.hyperparameters = {name: arguments[name] for name in names if name != "self"}
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

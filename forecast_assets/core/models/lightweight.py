@@ -44,19 +44,7 @@ class TCNForecaster(ForecastModel):
         season_length: int = 1,
     ) -> None:
         super().__init__()
-        self.hyperparameters = dict(
-            n_skus=n_skus,
-            n_static=n_static,
-            n_time_features=n_time_features,
-            window=window,
-            horizon=horizon,
-            channels=channels,
-            levels=levels,
-            kernel_size=kernel_size,
-            dropout=dropout,
-            embedding_dim=embedding_dim,
-            season_length=season_length,
-        )
+        self.keep_hyperparameters(locals())
         self.horizon = horizon
         self.context = StaticContext(n_skus, n_static, embedding_dim, context_dim=channels)
         self.input_projection = nn.Conv1d(1 + n_time_features, channels, kernel_size=1)

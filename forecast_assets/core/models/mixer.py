@@ -103,22 +103,7 @@ class MixerForecaster(ForecastModel):
             raise ValueError(
                 f"patch_length and patch_stride must be >= 1, got {patch_length}, {patch_stride}"
             )
-        self.hyperparameters = dict(
-            n_skus=n_skus,
-            n_static=n_static,
-            n_time_features=n_time_features,
-            window=window,
-            horizon=horizon,
-            d_model=d_model,
-            blocks=blocks,
-            patch_length=patch_length,
-            patch_stride=patch_stride,
-            expansion=expansion,
-            dropout=dropout,
-            stochastic_depth=stochastic_depth,
-            embedding_dim=embedding_dim,
-            season_length=season_length,
-        )
+        self.keep_hyperparameters(locals())
         self.horizon = horizon
         self.context = StaticContext(n_skus, n_static, embedding_dim, context_dim=d_model)
         self.patches = PatchEmbedding(

@@ -69,26 +69,7 @@ class TransformerForecaster(ForecastModel):
             raise ValueError(
                 f"unknown positional encoding '{positional}'; available: {POSITIONAL_ENCODINGS}"
             )
-        self.hyperparameters = dict(
-            n_skus=n_skus,
-            n_static=n_static,
-            n_time_features=n_time_features,
-            window=window,
-            horizon=horizon,
-            d_model=d_model,
-            n_heads=n_heads,
-            encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers,
-            dim_feedforward=dim_feedforward,
-            dropout=dropout,
-            embedding_dim=embedding_dim,
-            positional=positional,
-            pre_norm=pre_norm,
-            film=film,
-            stochastic_depth=stochastic_depth,
-            improved_head=improved_head,
-            season_length=season_length,
-        )
+        self.keep_hyperparameters(locals())
         self.window = window
         self.context = StaticContext(n_skus, n_static, embedding_dim, context_dim=d_model)
         self.past_projection = nn.Linear(1 + n_time_features, d_model)

@@ -103,24 +103,8 @@ class TemporalFusionForecaster(ForecastModel):
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         if min(patch_length, patch_stride, moving_average) < 1:
             raise ValueError("patch_length, patch_stride and moving_average must be >= 1")
-        self.hyperparameters = dict(
-            n_skus=n_skus,
-            n_static=n_static,
-            n_time_features=n_time_features,
-            window=window,
-            horizon=horizon,
-            d_model=d_model,
-            n_heads=n_heads,
-            patch_length=patch_length,
-            patch_stride=patch_stride,
-            moving_average=moving_average,
-            dropout=dropout,
-            stochastic_depth=stochastic_depth,
-            embedding_dim=embedding_dim,
-            quantiles=levels,
-            season_length=season_length,
-        )
-        self.quantiles = levels
+        self.keep_hyperparameters(locals())
+        self.hyperparameters["quantiles"] = self.quantiles = levels
         self.horizon = horizon
         # Lag of the spread unit: the season when the window holds one, else one period.
         self.spread_lag = season_length if 1 <= season_length < window else 1
