@@ -58,13 +58,13 @@ def summary(instance: dg.DagsterInstance, keys: list[str]) -> str:
         f"{len(keys)} clusters",
         f"Reports: {output_store.base_dir}/reports/",
         "",
-        f"{'cluster':<12}{'SKUs':>6}{'MASE':>8}{'naive':>8}{'sMAPE':>8}{'naive':>8}{'coverage':>10}",
+        f"{'cluster':<12}{'model':<13}{'SKUs':>6}{'MASE':>8}{'naive':>8}{'sMAPE':>8}{'naive':>8}{'coverage':>10}",
     ]
     weights, model_mase, naive_mase = [], [], []
     for key in keys:
         report = defs.load_asset_value("evaluation_report", partition_key=key, instance=instance)
         lines.append(
-            f"{key:<12}{report.n_skus:>6}{report.metrics['mase']:>8.3f}{report.baseline['mase']:>8.3f}"
+            f"{key:<12}{report.model_type:<13}{report.n_skus:>6}{report.metrics['mase']:>8.3f}{report.baseline['mase']:>8.3f}"
             f"{report.metrics['smape']:>8.1f}{report.baseline['smape']:>8.1f}{report.coverage:>10.1%}"
         )
         weights.append(report.n_skus)

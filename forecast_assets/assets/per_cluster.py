@@ -201,6 +201,11 @@ def evaluation_report(
             "smape_seasonal_naive": report.baseline["smape"],
             "beats_seasonal_naive": report.beats_seasonal_naive,
             "interval_coverage": report.coverage,
+            **(
+                {"quantile_band_coverage": report.quantile_coverage}
+                if report.quantile_coverage is not None
+                else {}
+            ),
             "report": dg.MetadataValue.md(report.to_markdown()),
             "forecast_vs_actual": dg.MetadataValue.md(markdown_image(plot, "forecast vs actual")),
             "report_path": dg.MetadataValue.path(str(path)),

@@ -42,6 +42,9 @@ class EvaluationReport:
     intervals: ResidualQuantiles  # from validation and test residuals, for the forecast
     # sku, date, actual, forecast, seasonal_naive, lower, upper (+ p10, p50, ... per quantile)
     predictions: pd.DataFrame
+    # A quantile model's outer heads: the band they span, and the share of test actuals in it.
+    quantile_band: tuple[float, float] | None = None
+    quantile_coverage: float | None = None
 
     @property
     def beats_seasonal_naive(self) -> bool:
@@ -70,7 +73,16 @@ class EvaluationReport:
             "| metric | model | seasonal naive |\n|---|---|---|\n"
             f"{rows}\n\n"
             f"Interval coverage on the test horizon: {self.coverage:.1%} "
-            f"(nominal {self.confidence:.0%}).\n"
+            f"(nominal {self.confidence:.0%}).\n" + self._quantile_line()
+        )
+
+    def _quantile_line(self) -> str:
+        if self.quantile_band is None or self.quantile_coverage is None:
+            return ""
+        low, high = self.quantile_band
+        return (
+            f"Quantile heads {low:g}..{high:g} cover {self.quantile_coverage:.1%} of the test "
+            f"actuals (nominal {high - low:.0%}).\n"
         )
 
 
@@ -122,9 +134,13 @@ def evaluate_cluster(
             "upper": upper.ravel(),
         }
     )
+    band = band_coverage = None
     if model.quantiles:
         quantiles = to_original_units(test_output, rows, scalers, nonnegative)
         predictions = pd.concat([predictions, quantile_frame(quantiles, model.quantiles)], axis=1)
+        if len(model.quantiles) > 1:
+            band = (model.quantiles[0], model.quantiles[-1])
+            band_coverage = interval_coverage(actual, quantiles[..., 0], quantiles[..., -1])
     return EvaluationReport(
         cluster=cluster,
         model_type=model.model_type,
@@ -137,4 +153,6 @@ def evaluate_cluster(
         confidence=confidence,
         intervals=residual_quantiles(np.vstack([validation_residuals, test_residuals]), confidence),
         predictions=predictions,
+        quantile_band=band,
+        quantile_coverage=band_coverage,
     )

@@ -80,6 +80,13 @@ def test_whole_graph_trains_serves_and_forecasts_with_each_model_type(
         assert (table["p10"] <= table["p50"] + 1e-6).all()
         assert (table["p50"] <= table["p90"] + 1e-6).all()
         np.testing.assert_allclose(table["forecast"], table["p50"])
+        for key in keys:
+            report = defs.load_asset_value(
+                "evaluation_report", partition_key=key, instance=instance
+            )
+            assert report.quantile_band == (0.1, 0.9)
+            assert 0.0 <= report.quantile_coverage <= 1.0
+            assert "Quantile heads 0.1..0.9 cover" in report.to_markdown()
     lightweight = [k for k, family in expected_types.items() if family in ("lightweight", "mixer")]
     for key in lightweight:
         assert (tmp_path / "output" / "models" / f"{key}.torchscript.pt").is_file()
