@@ -10,7 +10,7 @@ from torch import nn
 
 from forecast_assets.core.models.components import PatchEmbedding, StochasticDepth
 from forecast_assets.core.models.mixer import MixerForecaster
-from forecast_assets_tests.core.model_tasks import fit_briefly, seasonal_task, test_mae
+from forecast_assets_tests.core.model_tasks import fit_briefly, holdout_mae, seasonal_task
 
 SIZES = dict(n_skus=10, n_static=3, n_time_features=4)
 
@@ -124,7 +124,7 @@ def test_mixer_beats_seasonal_naive_on_a_noisy_weekly_signal() -> None:
     torch.manual_seed(0)
     model = MixerForecaster(**task.model_sizes(), season_length=task.season)
     fit_briefly(model, task)
-    model_mae, naive_mae = test_mae(model, task)
+    model_mae, naive_mae = holdout_mae(model, task)
     assert model_mae < 0.85 * naive_mae
 
 

@@ -12,7 +12,7 @@ from forecast_assets.core.models.components import (
 )
 from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.registry import available_model_types, build_model
-from forecast_assets_tests.core.model_tasks import fit_briefly, seasonal_task, test_mae
+from forecast_assets_tests.core.model_tasks import fit_briefly, holdout_mae, seasonal_task
 
 
 def inputs(batch: int = 5, window: int = 30, horizon: int = 6, n_time: int = 4, n_static: int = 3):
@@ -55,7 +55,7 @@ def test_tcn_learns_a_seasonal_signal_better_than_seasonal_naive() -> None:
     torch.manual_seed(0)
     model = TCNForecaster(**task.model_sizes(), season_length=task.season)
     fit_briefly(model, task)
-    model_mae, naive_mae = test_mae(model, task)
+    model_mae, naive_mae = holdout_mae(model, task)
     assert model_mae < 0.85 * naive_mae
 
 

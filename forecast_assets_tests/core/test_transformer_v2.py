@@ -16,9 +16,9 @@ from forecast_assets.core.models.losses import pinball_loss
 from forecast_assets.core.models.transformer_v2 import TemporalFusionForecaster
 from forecast_assets_tests.core.model_tasks import (
     fit_briefly,
+    holdout_mae,
     inputs_of,
     seasonal_task,
-    test_mae,
 )
 
 N_SKUS, N_STATIC, N_TIME, WINDOW = 20, 3, 4, 30
@@ -290,7 +290,7 @@ def trained() -> tuple[TemporalFusionForecaster, object]:
 
 def test_learns_to_beat_seasonal_naive(trained) -> None:
     model, task = trained
-    mae, naive = test_mae(model, task)
+    mae, naive = holdout_mae(model, task)
     assert mae < 0.85 * naive, (mae, naive)
 
 
