@@ -6,6 +6,9 @@ import dagster as dg
 # never share a card.
 GPU_TAG_KEY = "forecast_assets/gpu"
 GPU_RUN_TAGS = {GPU_TAG_KEY: "true"}
+# The concurrency pool of the training step (limit in dagster.yaml): even inside one run or
+# across runs without the tag, only this many cluster models train at once.
+TRAINING_POOL = "forecast_assets_training"
 
 INGEST_ASSETS = ["raw_sales", "resampled_series", "metafeatures", "clusters"]
 CLUSTER_ASSETS = [

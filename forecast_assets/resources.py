@@ -50,6 +50,11 @@ class OutputStore(dg.ConfigurableResource):
         return atomic_write_text(folder / f"{name}.md", markdown)
 
     @property
+    def checkpoint_dir(self) -> Path:
+        """``<base_dir>/checkpoints``: training state of unfinished runs, for resuming."""
+        return Path(self.base_dir) / "checkpoints"
+
+    @property
     def model_dir(self) -> Path:
         """``<base_dir>/models``: each cluster model's ONNX / TorchScript files."""
         return Path(self.base_dir) / "models"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import yaml
@@ -37,6 +37,7 @@ from forecast_assets.core.models.registry import (
 )
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
+SectionT = TypeVar("SectionT", bound=BaseModel)
 DEFAULT_SETTINGS_FILE = Path(__file__).parent / "default_settings.yaml"
 
 
@@ -197,6 +198,19 @@ class TrainingSettings(_Section):
     loss_weights: dict[str, float] = Field(
         {}, description="for loss: combined, e.g. {mae: 1.0, smape: 0.2, pinball: 1.0}"
     )
+    warmup_epochs: float = Field(
+        1.0, ge=0, description="linear learning-rate warm-up, then a cosine decay to the end"
+    )
+    min_learning_rate: float = Field(
+        0.05, ge=0, le=1, description="where the cosine ends, as a fraction of learning_rate"
+    )
+    mixed_precision: bool = Field(True, description="bfloat16 autocast when training on CUDA")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads; empty = torch's default. 1 is fastest when other "
+        "CPU-heavy processes share the machine",
+    )
     max_windows_per_epoch: int | None = Field(
         None,
         ge=1,
@@ -353,6 +367,18 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return Settings(**content)
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings in {chosen}: {_problems(exc)}") from exc
+
+
+def override_section(section: SectionT, overrides: dict[str, Any], where: str) -> SectionT:
+    """``section`` with ``overrides`` (e.g. from a run's launch config) applied and checked
+    like the settings file; ConfigurationError naming ``where`` and the field otherwise."""
+    if not overrides:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **overrides})
+    except ValidationError as exc:
+        # The message already lists every problem; pydantic's own error would only repeat it.
+        raise ConfigurationError(f"invalid {where}: {_problems(exc)}") from None
 
 
 def _problems(exc: ValidationError) -> str:

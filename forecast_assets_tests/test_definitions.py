@@ -9,7 +9,7 @@ import pytest
 
 from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.definitions import build_definitions, defs
-from forecast_assets.jobs import GPU_TAG_KEY
+from forecast_assets.jobs import GPU_TAG_KEY, TRAINING_POOL
 
 DESIGN_ASSETS = {
     "raw_sales",
@@ -53,10 +53,19 @@ def keys_with_partitions(graph) -> list[dg.AssetKey]:
     return [key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None]
 
 
-def test_training_job_carries_the_gpu_tag_the_run_queue_limits() -> None:
+def test_training_job_carries_the_gpu_tag_the_run_queue_limits(tmp_path: Path) -> None:
     assert defs.resolve_job_def("train_job").tags[GPU_TAG_KEY] == "true"
-    instance_config = (PROJECT_ROOT / "dagster.yaml").read_text()
-    assert GPU_TAG_KEY in instance_config
+    assert defs.get_assets_def("cluster_model").op.pool == TRAINING_POOL
+    # The project's instance file, loaded as Dagster loads it: one GPU-tagged run and one
+    # training step of the pool at a time.
+    (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        config = instance.get_concurrency_config()
+    assert {"key": GPU_TAG_KEY, "value": "true", "limit": 1} in (
+        config.run_queue_config.tag_concurrency_limits
+    )
+    assert config.pool_config.default_pool_limit == 1
 
 
 def test_invalid_settings_stop_the_definitions_from_loading(tmp_path: Path) -> None:

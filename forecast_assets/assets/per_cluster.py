@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.data.encoding import CategoricalEncoder
@@ -15,10 +16,17 @@ from forecast_assets.core.inference.forecast import forecast_cluster
 from forecast_assets.core.inference.predictor import engine_for
 from forecast_assets.core.inference.serving import ServingFiles, export_for_serving
 from forecast_assets.core.plots import forecast_vs_actual_plot, loss_curve_plot, markdown_image
-from forecast_assets.core.training.cluster_model import ClusterModel, train_cluster_model
-from forecast_assets.core.training.trainer import EpochRecord, TrainingConfig
+from forecast_assets.core.training.cluster_model import (
+    ClusterModel,
+    checkpoint_path,
+    remove_checkpoints,
+    train_cluster_model,
+)
+from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback, TrainingConfig
+from forecast_assets.jobs import TRAINING_POOL
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
+from forecast_assets.settings import override_section
 
 GROUP = "per_cluster"
 
@@ -101,35 +109,97 @@ def encoded_features(
     return encoded
 
 
-@dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"pytorch"})
+class TrainingRunConfig(dg.Config):
+    """Launch-time overrides of the training settings for one run (the Launchpad's config,
+    or ``run_config`` in code); anything left empty comes from the settings file."""
+
+    epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    patience: int | None = None
+    max_windows_per_epoch: int | None = None
+    loss: str | None = None
+    model_type: str | None = None
+    resume: bool = Field(
+        default=True,
+        description="continue from the checkpoint an interrupted attempt left behind",
+    )
+
+    def training_overrides(self) -> dict[str, object]:
+        fields = ("epochs", "learning_rate", "batch_size", "patience", "max_windows_per_epoch")
+        chosen = {name: getattr(self, name) for name in (*fields, "loss")}
+        return {name: value for name, value in chosen.items() if value is not None}
+
+
+class RunLog(TrainerCallback):
+    """Training progress into the run's log, as the UI shows it while the run is going."""
+
+    def __init__(self, log: dg.DagsterLogManager) -> None:
+        self.log = log
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.log.info(
+            f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
+            f"validation loss {record.validation_loss:.4f}, "
+            f"learning rate {record.learning_rate:.2e} ({record.seconds:.1f}s)"
+        )
+
+    def on_early_stop(self, epoch: int, best_epoch: int) -> None:
+        self.log.info(f"early stop after epoch {epoch}; keeping epoch {best_epoch}")
+
+
+@dg.asset(
+    partitions_def=cluster_partitions,
+    group_name=GROUP,
+    kinds={"pytorch"},
+    pool=TRAINING_POOL,
+)
 def cluster_model(
     context: dg.AssetExecutionContext,
+    config: TrainingRunConfig,
     settings: ForecastSettingsResource,
     output_store: OutputStore,
     encoded_features: EncodedPanel,
 ) -> ClusterModel:
     """The cluster's forecasting model (``model.type``, or the cluster's override in
-    ``model.per_cluster``), trained with early stopping on the validation periods."""
-    config = settings.load()
-    model_settings = config.model.for_cluster(context.partition_key)
-
-    def log_epoch(record: EpochRecord) -> None:
-        context.log.info(
-            f"epoch {record.epoch}: train loss {record.train_loss:.4f}, "
-            f"validation loss {record.validation_loss:.4f} ({record.seconds:.1f}s)"
+    ``model.per_cluster``), trained with early stopping on the validation periods. Runs in
+    the training pool, so clusters queue for the device instead of sharing it."""
+    key = context.partition_key
+    loaded = settings.load()
+    model_settings = loaded.model.for_cluster(key)
+    if config.model_type:
+        model_settings = override_section(
+            model_settings, {"type": config.model_type}, "run config model_type"
         )
-
-    model_options = {**model_settings.options(), "season_length": config.timeseries.season}
+    training_settings = override_section(
+        loaded.training, config.training_overrides(), "run config of cluster_model"
+    )
+    model_options = {**model_settings.options(), "season_length": loaded.timeseries.season}
     # Every training setting maps to the trainer's field of the same name; the validation
     # split is already applied in encoded_features.
     training = TrainingConfig(
-        **config.training.model_dump(exclude={"validation_periods"}),
-        season_length=config.timeseries.season,
-        seed=config.seed,
-        device=config.device,
+        **training_settings.model_dump(exclude={"validation_periods"}),
+        season_length=loaded.timeseries.season,
+        seed=loaded.seed,
+        device=loaded.device,
     )
+    checkpoint = checkpoint_path(
+        output_store.checkpoint_dir,
+        key,
+        encoded_features,
+        model_settings.type,
+        model_options,
+        training,
+    )
+    if not config.resume:
+        remove_checkpoints(output_store.checkpoint_dir, key)
     model = train_cluster_model(
-        encoded_features, model_settings.type, model_options, training, log_epoch
+        encoded_features,
+        model_settings.type,
+        model_options,
+        training,
+        [RunLog(context.log)],
+        checkpoint,
     )
     serving = ServingFiles()
     if model_settings.onnx:
@@ -151,6 +221,8 @@ def cluster_model(
             "stopped_early": result.stopped_early,
             "best_validation_loss": result.best_validation_loss,
             "training_seconds": round(result.seconds, 2),
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "learning_rate": training.learning_rate,
             "device": result.device,
             "trained_at": model.trained_at,
             "loss_curve": dg.MetadataValue.md(
@@ -158,6 +230,8 @@ def cluster_model(
             ),
         }
     )
+    # Only now that the model is about to be stored may its checkpoint go.
+    remove_checkpoints(output_store.checkpoint_dir, key)
     return model
 
 

@@ -13,7 +13,14 @@ from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
 from forecast_assets.core.errors import TrainingError
 from forecast_assets.core.models.registry import build_model
-from forecast_assets.core.training.trainer import Trainer, TrainingConfig, resolve_device
+from forecast_assets.core.training.trainer import (
+    EpochRecord,
+    Trainer,
+    TrainerCallback,
+    TrainingConfig,
+    resolve_device,
+    warmup_cosine,
+)
 
 
 def weekly_pattern_panel(n_skus: int = 6, n_periods: int = 200, noise: float = 1.0) -> EncodedPanel:
@@ -96,12 +103,26 @@ def test_same_seed_gives_the_same_model() -> None:
         assert torch.equal(a, b), name
 
 
+class Recorder(TrainerCallback):
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def on_validation_end(self, epoch: int, validation_loss: float) -> None:
+        self.events.append(("validation", epoch))
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.events.append(("epoch", record.epoch))
+
+    def on_early_stop(self, epoch: int, best_epoch: int) -> None:
+        self.events.append(("stop", epoch, best_epoch))
+
+
 def test_epoch_callback_sees_every_epoch_and_subsampling_caps_the_work() -> None:
     encoded = weekly_pattern_panel()
-    seen = []
+    recorder = Recorder()
     trainer = Trainer(
         TrainingConfig(epochs=3, batch_size=10, max_windows_per_epoch=30, device="cpu"),
-        on_epoch_end=seen.append,
+        [recorder],
     )
     batches = []
     model = model_for(encoded)
@@ -111,8 +132,114 @@ def test_epoch_callback_sees_every_epoch_and_subsampling_caps_the_work() -> None
     trainer.fit(
         model, WindowDataset(encoded, encoded.train), WindowDataset(encoded, encoded.validation)
     )
-    assert [r.epoch for r in seen] == [1, 2, 3]
+    assert recorder.events == [(kind, e) for e in (1, 2, 3) for kind in ("validation", "epoch")]
     assert sum(batches) == 3 * 30
+
+
+def test_callbacks_hear_of_the_early_stop() -> None:
+    recorder = Recorder()
+    encoded = weekly_pattern_panel()
+    trainer = Trainer(
+        TrainingConfig(epochs=40, batch_size=32, learning_rate=0.05, patience=2, device="cpu"),
+        [recorder],
+    )
+    result = trainer.fit(
+        model_for(encoded),
+        WindowDataset(encoded, encoded.train),
+        WindowDataset(encoded, encoded.validation),
+    )
+    assert recorder.events[-1] == ("stop", len(result.history), result.best_epoch)
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine() -> None:
+    total, warmup, floor = 100, 10, 0.05
+    factors = [warmup_cosine(step, total, warmup, floor) for step in range(total + 1)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    for step in (10, 30, 55, 80, 100):
+        progress = (step - warmup) / (total - warmup)
+        expected = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        assert factors[step] == pytest.approx(expected)
+    assert factors[100] == pytest.approx(floor)
+    # Inside the trainer the rate moves per batch; each epoch record carries the rate after
+    # its last step (2 steps an epoch here: 40 windows in batches of 20).
+    _, _, result = fit(
+        weekly_pattern_panel(),
+        epochs=4,
+        batch_size=20,
+        max_windows_per_epoch=40,
+        learning_rate=0.01,
+        warmup_epochs=1,
+        min_learning_rate=0.1,
+        patience=10,
+    )
+    rates = [record.learning_rate for record in result.history]
+    assert rates == pytest.approx([0.01 * warmup_cosine(2 * e, 8, 2, 0.1) for e in (1, 2, 3, 4)])
+    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
+
+
+class Interrupt(TrainerCallback):
+    """Kills the run after an epoch, as a crash would (the checkpoint is already written)."""
+
+    def __init__(self, after_epoch: int) -> None:
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if record.epoch == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path) -> None:
+    encoded = weekly_pattern_panel(noise=5.0)
+    train = WindowDataset(encoded, encoded.train)
+    validation = WindowDataset(encoded, encoded.validation)
+    config = TrainingConfig(
+        epochs=6, batch_size=16, max_windows_per_epoch=64, patience=10, device="cpu", seed=5
+    )
+    uninterrupted = model_for(encoded, seed=1)
+    whole = Trainer(config).fit(uninterrupted, train, validation)
+
+    checkpoint = tmp_path / "cluster_0.pt"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, [Interrupt(after_epoch=3)], checkpoint).fit(
+            model_for(encoded, seed=1), train, validation
+        )
+    assert checkpoint.is_file()
+    # A new process would build a fresh model; its initial weights must not matter.
+    resumed_model = model_for(encoded, seed=99)
+    resumed = Trainer(config, checkpoint=checkpoint).fit(resumed_model, train, validation)
+
+    assert resumed.resumed_from_epoch == 3
+    assert [r.epoch for r in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert [r.validation_loss for r in resumed.history] == [
+        r.validation_loss for r in whole.history
+    ]
+    for (name, a), (_, b) in zip(
+        uninterrupted.state_dict().items(), resumed_model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_a_truncated_checkpoint_is_refused_naming_the_file(tmp_path) -> None:
+    encoded = weekly_pattern_panel()
+    train = WindowDataset(encoded, encoded.train)
+    validation = WindowDataset(encoded, encoded.validation)
+    config = TrainingConfig(epochs=2, batch_size=32, device="cpu")
+    checkpoint = tmp_path / "cluster_0.pt"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, [Interrupt(after_epoch=1)], checkpoint).fit(
+            model_for(encoded), train, validation
+        )
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    with pytest.raises(TrainingError, match=r"cluster_0\.pt cannot be read"):
+        Trainer(config, checkpoint=checkpoint).fit(model_for(encoded), train, validation)
+    other = TrainingConfig(epochs=3, batch_size=32, device="cpu")
+    checkpoint.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, [Interrupt(after_epoch=1)], checkpoint).fit(
+            model_for(encoded), train, validation
+        )
+    with pytest.raises(TrainingError, match="other training settings"):
+        Trainer(other, checkpoint=checkpoint).fit(model_for(encoded), train, validation)
 
 
 def test_empty_windows_and_missing_cuda_are_training_errors() -> None:

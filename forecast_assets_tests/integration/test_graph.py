@@ -181,3 +181,29 @@ def root_cause(result: dg.ExecuteInProcessResult):
     while error.cause is not None:
         error = error.cause
     return error
+
+
+def test_training_settings_can_be_overridden_at_launch(write_settings, instance, tmp_path) -> None:
+    defs = build_definitions(str(write_settings({"clustering": {"k_min": 2, "k_max": 2}})))
+    assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    train = defs.resolve_job_def("train_job")
+    launch = {"ops": {"cluster_model": {"config": {"epochs": 1, "model_type": "mixer"}}}}
+    assert train.execute_in_process(
+        instance=instance, partition_key="cluster_0", run_config=launch
+    ).success
+    event = instance.get_latest_materialization_event(dg.AssetKey("cluster_model"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["epochs_run"].value == 1
+    assert metadata["model_type"].text == "mixer"
+    assert metadata["resumed_from_epoch"].value == 0
+    # Checkpoints exist only while a model is in training.
+    assert not list((tmp_path / "output" / "checkpoints").glob("*.pt"))
+
+    bad = {"ops": {"cluster_model": {"config": {"learning_rate": -1.0}}}}
+    result = train.execute_in_process(
+        instance=instance, partition_key="cluster_0", run_config=bad, raise_on_error=False
+    )
+    assert not result.success
+    error = root_cause(result)
+    assert error.cls_name == "ConfigurationError"
+    assert "run config" in error.message and "learning_rate" in error.message

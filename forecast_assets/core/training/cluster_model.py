@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
 from forecast_assets.core.models.base import ForecastModel
 from forecast_assets.core.models.registry import build_model
 from forecast_assets.core.training.trainer import (
-    EpochRecord,
     Trainer,
+    TrainerCallback,
     TrainingConfig,
     TrainingResult,
 )
@@ -48,9 +53,11 @@ def train_cluster_model(
     model_type: str,
     model_options: Mapping[str, object],
     config: TrainingConfig,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> ClusterModel:
-    """Build a ``model_type`` model sized for ``encoded`` and train it with early stopping."""
+    """Build a ``model_type`` model sized for ``encoded`` and train it with early stopping,
+    resuming from ``checkpoint`` when an earlier attempt left one there."""
     model = build_model(
         model_type,
         n_skus=encoded.n_skus,
@@ -60,7 +67,7 @@ def train_cluster_model(
         horizon=encoded.horizon,
         **model_options,
     )
-    trainer = Trainer(config, on_epoch_end=on_epoch_end)
+    trainer = Trainer(config, callbacks, checkpoint)
     result = trainer.fit(
         model, WindowDataset(encoded, encoded.train), WindowDataset(encoded, encoded.validation)
     )
@@ -81,3 +88,29 @@ def train_cluster_model(
         parameter_count=model.parameter_count(),
         quantiles=tuple(model.quantiles),
     )
+
+
+def checkpoint_path(
+    folder: Path,
+    cluster: str,
+    encoded: EncodedPanel,
+    model_type: str,
+    model_options: Mapping[str, object],
+    config: TrainingConfig,
+) -> Path:
+    """Where training of ``cluster`` checkpoints: the name carries a fingerprint of the data,
+    the model and the training settings, so that a retried run resumes only the very same
+    training, and new data or settings start afresh."""
+    digest = hashlib.sha256()
+    for array in (encoded.padded, encoded.calendar, encoded.static):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update("\n".join(map(str, encoded.skus)).encode())
+    described = [model_type, dict(model_options), asdict(config)]
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return folder / f"{cluster}-{digest.hexdigest()[:16]}.pt"
+
+
+def remove_checkpoints(folder: Path, cluster: str) -> None:
+    """Drop the cluster's checkpoints once its trained model is stored."""
+    for stale in folder.glob(f"{cluster}-*.pt"):
+        stale.unlink(missing_ok=True)

@@ -1,15 +1,19 @@
-"""Trainer: AdamW, early stopping on a time-based validation set, best-epoch restore."""
+"""Trainer: AdamW with a warm-up + cosine learning-rate schedule, early stopping on a
+time-based validation set, best-epoch restore, callbacks, and checkpoints that resume an
+interrupted run exactly where it stopped."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import math
+import os
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -19,10 +23,12 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from forecast_assets.core.errors import TrainingError
 from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
 from forecast_assets.core.models.losses import ForecastLoss, loss_weights
+from forecast_assets.core.storage import atomic_write
 
 logger = logging.getLogger(__name__)
 
 LossName = Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"]
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class TrainingConfig:
     max_windows_per_epoch: int | None = None  # a fresh random subset each epoch when set
     loss: LossName = "mae"
     loss_weights: dict[str, float] = field(default_factory=dict)  # for loss "combined"
+    warmup_epochs: float = 1.0  # linear warm-up from 0, then cosine decay
+    min_learning_rate: float = 0.05  # the cosine ends at this fraction of learning_rate
+    mixed_precision: bool = True  # bfloat16 autocast on CUDA; the CPU always trains in fp32
+    threads: int | None = None  # torch CPU threads; empty = torch's default
     season_length: int = 1  # of the in-sample seasonal naive that scales the MASE loss
     seed: int = 42
     device: str = "auto"
@@ -47,6 +57,7 @@ class EpochRecord:
     train_loss: float
     validation_loss: float
     seconds: float
+    learning_rate: float = 0.0  # at the end of the epoch
 
 
 @dataclass
@@ -57,6 +68,21 @@ class TrainingResult:
     device: str
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
+    resumed_from_epoch: int = 0  # the checkpoint's epoch when the run was resumed
+
+
+class TrainerCallback:
+    """Hooks into a training run; override what you need. A callback may stop the run by
+    raising (e.g. Optuna's TrialPruned from ``on_validation_end``)."""
+
+    def on_validation_end(self, epoch: int, validation_loss: float) -> None:
+        """After each epoch's validation, before early stopping is decided."""
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        """After each epoch, with its losses, time and learning rate."""
+
+    def on_early_stop(self, epoch: int, best_epoch: int) -> None:
+        """When patience runs out, before the best weights are put back."""
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -78,20 +104,40 @@ def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> list[t
     return [batch[name].to(device, non_blocking=True) for name in MODEL_INPUTS]
 
 
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float) -> float:
+    """Learning-rate factor at ``step``: linear from 1/warmup to 1 over the warm-up, then a
+    cosine from 1 down to ``floor`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class Trainer:
     """Fits a ForecastModel on scaled targets with the configured loss (see ``losses``).
 
     Stops when the validation loss has not improved for ``patience`` epochs and puts the
     best epoch's weights back, so the returned model is the one that validated best.
-    ``on_epoch_end`` is called with each EpochRecord (for logging and progress).
+
+    With ``checkpoint`` set, the whole state (weights, optimizer, schedule, epoch, best
+    weights so far, random generators) is written there atomically after every epoch, and
+    ``fit`` resumes from it when it exists: an interrupted run then ends with exactly the
+    weights of an uninterrupted one (same device, seed and data). The caller deletes the
+    checkpoint once the result is stored.
     """
 
     def __init__(
-        self, config: TrainingConfig, on_epoch_end: Callable[[EpochRecord], None] | None = None
+        self,
+        config: TrainingConfig,
+        callbacks: Sequence[TrainerCallback] = (),
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config
-        self.on_epoch_end = on_epoch_end
+        self.callbacks = list(callbacks)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
 
     def loss_for(self, model: ForecastModel) -> ForecastLoss:
         weights = loss_weights(self.config.loss, self.config.loss_weights)
@@ -102,48 +148,73 @@ class Trainer:
             raise TrainingError("there are no training windows")
         if len(validation) == 0:
             raise TrainingError("there are no validation windows")
-        seed_everything(self.config.seed)
+        config = self.config
+        seed_everything(config.seed)
         started = time.perf_counter()
         model.to(self.device)
         loss_fn = self.loss_for(model)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        generator = torch.Generator().manual_seed(self.config.seed)
-        per_epoch = min(len(train), self.config.max_windows_per_epoch or len(train))
+        generator = torch.Generator().manual_seed(config.seed)
+        per_epoch = min(len(train), config.max_windows_per_epoch or len(train))
         sampler = RandomSampler(train, num_samples=per_epoch, generator=generator)
         train_loader = self._loader(train, sampler=sampler)
         validation_loader = self._loader(validation)
+        steps_per_epoch = math.ceil(per_epoch / config.batch_size)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: warmup_cosine(
+                step,
+                total_steps=config.epochs * steps_per_epoch,
+                warmup_steps=max(round(config.warmup_epochs * steps_per_epoch), 1),
+                floor=config.min_learning_rate,
+            ),
+        )
 
-        best_state = copy.deepcopy(model.state_dict())
-        best_loss, best_epoch, stale = math.inf, 0, 0
+        state = _RunState(best_state=copy.deepcopy(model.state_dict()))
         result = TrainingResult(0, math.inf, False, str(self.device))
-        for epoch in range(1, self.config.epochs + 1):
+        if self.checkpoint is not None and self.checkpoint.exists():
+            state = self._resume(model, optimizer, scheduler, generator, result)
+        for epoch in range(state.epoch + 1, config.epochs + 1):
             epoch_started = time.perf_counter()
-            train_loss = self._train_epoch(model, optimizer, train_loader, loss_fn)
+            train_loss = self._train_epoch(model, optimizer, scheduler, train_loader, loss_fn)
             validation_loss = self.evaluate(model, validation_loader, loss_fn)
             if not math.isfinite(train_loss) or not math.isfinite(validation_loss):
                 raise TrainingError(
                     f"loss became {train_loss} / {validation_loss} in epoch {epoch}"
                 )
+            for callback in self.callbacks:
+                callback.on_validation_end(epoch, validation_loss)
             record = EpochRecord(
-                epoch, train_loss, validation_loss, time.perf_counter() - epoch_started
+                epoch,
+                train_loss,
+                validation_loss,
+                time.perf_counter() - epoch_started,
+                optimizer.param_groups[0]["lr"],
             )
             result.history.append(record)
-            if self.on_epoch_end is not None:
-                self.on_epoch_end(record)
-            if validation_loss < best_loss - 1e-7:
-                best_loss, best_epoch, stale = validation_loss, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+            state.epoch = epoch
+            if validation_loss < state.best_loss - 1e-7:
+                state.best_loss, state.best_epoch, state.stale = validation_loss, epoch, 0
+                state.best_state = copy.deepcopy(model.state_dict())
             else:
-                stale += 1
-                if stale >= self.config.patience:
-                    result.stopped_early = True
-                    logger.info("early stop after epoch %d (best %d)", epoch, best_epoch)
-                    break
-        model.load_state_dict(best_state)
+                state.stale += 1
+            state.stopped = state.stale >= config.patience
+            if self.checkpoint is not None:
+                self._save(model, optimizer, scheduler, generator, state, result)
+            for callback in self.callbacks:
+                callback.on_epoch_end(record)
+            if state.stopped:
+                break
+        if state.stopped:
+            result.stopped_early = True
+            logger.info("early stop after epoch %d (best %d)", state.epoch, state.best_epoch)
+            for callback in self.callbacks:
+                callback.on_early_stop(state.epoch, state.best_epoch)
+        model.load_state_dict(state.best_state)
         model.eval()
-        result.best_epoch, result.best_validation_loss = best_epoch, best_loss
+        result.best_epoch, result.best_validation_loss = state.best_epoch, state.best_loss
         result.seconds = time.perf_counter() - started
         return result
 
@@ -160,20 +231,27 @@ class Trainer:
             count += len(batch["target"])
         return total / max(count, 1)
 
+    def _autocast(self):
+        # bfloat16 keeps float32's range, so no loss scaling is needed.
+        enabled = self.config.mixed_precision and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     def _batch_loss(
         self, model: ForecastModel, batch: dict[str, torch.Tensor], loss_fn: ForecastLoss
     ) -> torch.Tensor:
-        output = model(*model_inputs(batch, self.device))
+        with self._autocast():
+            output = model(*model_inputs(batch, self.device))
         target, past, zero = (
             batch[name].to(self.device, non_blocking=True)
             for name in ("target", "past", "scaled_zero")
         )
-        return loss_fn(output, target, past, zero)
+        return loss_fn(output.float(), target, past, zero)
 
     def _train_epoch(
         self,
         model: ForecastModel,
         optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
         loader: DataLoader,
         loss_fn: ForecastLoss,
     ) -> float:
@@ -185,6 +263,7 @@ class Trainer:
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             optimizer.step()
+            scheduler.step()
             total += float(loss.detach()) * len(batch["target"])
             count += len(batch["target"])
         return total / max(count, 1)
@@ -194,6 +273,89 @@ class Trainer:
         return DataLoader(
             dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=_as_is
         )
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _save(self, model, optimizer, scheduler, generator, state, result) -> None:
+        payload = {
+            "version": CHECKPOINT_VERSION,
+            "config": asdict(self.config),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "sampler_generator": generator.get_state(),
+            "random": _random_states(),
+            "state": asdict(state),
+            "history": [asdict(record) for record in result.history],
+        }
+        atomic_write(self.checkpoint, lambda tmp: torch.save(payload, tmp))
+
+    def _resume(self, model, optimizer, scheduler, generator, result) -> _RunState:
+        payload = load_checkpoint(self.checkpoint)
+        if payload["config"] != asdict(self.config):
+            raise TrainingError(
+                f"checkpoint {self.checkpoint} was written with other training settings; "
+                "delete it to start over"
+            )
+        try:
+            model.load_state_dict(payload["model"])
+        except RuntimeError as error:
+            raise TrainingError(
+                f"checkpoint {self.checkpoint} holds another model: {error}"
+            ) from error
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        generator.set_state(payload["sampler_generator"])
+        _set_random_states(payload["random"])
+        result.history = [EpochRecord(**record) for record in payload["history"]]
+        state = _RunState(**payload["state"])
+        result.resumed_from_epoch = state.epoch
+        logger.info("resumed from %s after epoch %d", self.checkpoint, state.epoch)
+        return state
+
+
+@dataclass
+class _RunState:
+    """What early stopping knows between epochs; saved in checkpoints."""
+
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    stale: int = 0
+    stopped: bool = False
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's content; a truncated or foreign file is a TrainingError naming it."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise TrainingError(
+            f"checkpoint {path} cannot be read (truncated or not a checkpoint): {error}"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise TrainingError(f"checkpoint {path} is not a training checkpoint of this version")
+    return payload
+
+
+def _random_states() -> dict[str, Any]:
+    states = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_random_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
