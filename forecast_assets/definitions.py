@@ -12,8 +12,9 @@ from forecast_assets.assets.per_cluster import (
     forecast_table,
     scalers,
 )
-from forecast_assets.jobs import forecasts_job, ingest_job, train_job
+from forecast_assets.jobs import build_train_job, forecasts_job, ingest_job
 from forecast_assets.resources import build_resources
+from forecast_assets.settings import load_settings
 
 ASSETS = [
     raw_sales,
@@ -35,10 +36,12 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
     Building the resources reads and validates the settings, so invalid settings stop the
     code location from loading, with the offending field named, before any run starts.
     """
+    resources = build_resources(settings_file)
+    settings = load_settings(resources["settings"].settings_file)
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[ingest_job, train_job, forecasts_job],
-        resources=build_resources(settings_file),
+        jobs=[ingest_job, build_train_job(settings.gpu), forecasts_job],
+        resources=resources,
     )
 
 

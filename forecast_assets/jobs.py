@@ -1,6 +1,10 @@
 """Jobs: ingest and cluster, train and forecast one cluster, publish the combined table."""
 
+import json
+
 import dagster as dg
+
+from forecast_assets.settings import GpuSettings
 
 # Runs carrying this tag are limited by the run queue (dagster.yaml) so that GPU jobs
 # never share a card.
@@ -25,12 +29,27 @@ ingest_job = dg.define_asset_job(
     description="Load and validate sales, resample, compute metafeatures and (re)cluster SKUs.",
 )
 
-train_job = dg.define_asset_job(
-    "train_job",
-    selection=dg.AssetSelection.assets(*CLUSTER_ASSETS),
-    tags=GPU_RUN_TAGS,
-    description="For one cluster partition: scalers, features, model, evaluation and forecast.",
-)
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+
+def gpu_run_tags(gpu: GpuSettings) -> dict[str, str]:
+    """Tags of a GPU run: the run-queue tag, and for Dagster's Kubernetes run launcher the
+    pod's GPU limit, node selector and tolerations (ignored by other launchers)."""
+    pod = {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": str(gpu.gpus_per_run)}}},
+        "pod_spec_config": {"node_selector": gpu.node_selector, "tolerations": gpu.tolerations},
+    }
+    return {**GPU_RUN_TAGS, K8S_CONFIG_TAG: json.dumps(pod, sort_keys=True)}
+
+
+def build_train_job(gpu: GpuSettings):
+    return dg.define_asset_job(
+        "train_job",
+        selection=dg.AssetSelection.assets(*CLUSTER_ASSETS),
+        tags=gpu_run_tags(gpu),
+        description="For one cluster partition: scalers, features, model, evaluation and "
+        "forecast.",
+    )
 
 forecasts_job = dg.define_asset_job(
     "forecasts_job",

@@ -260,6 +260,19 @@ class ForecastSettings(_Section):
     )
 
 
+class GpuSettings(_Section):
+    """Where GPU-tagged runs (training, tuning) go when Dagster runs them on Kubernetes."""
+
+    gpus_per_run: int = Field(1, ge=0, description="nvidia.com/gpu limit of the run's pod")
+    node_selector: dict[str, str] = Field(
+        {}, description="e.g. {cloud.google.com/gke-accelerator: nvidia-l4}"
+    )
+    tolerations: list[dict[str, str]] = Field(
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        description="Kubernetes tolerations of the run's pod (GPU nodes are usually tainted)",
+    )
+
+
 class OutputSettings(_Section):
     dir: str = Field(".forecast", description="forecasts.parquet / .csv and reports land here")
 
@@ -278,6 +291,7 @@ class Settings(BaseSettings):
     clustering: ClusteringSettings = ClusteringSettings()
     scaling: ScalingSettings = ScalingSettings()
     forecast: ForecastSettings = ForecastSettings()
+    gpu: GpuSettings = GpuSettings()
     output: OutputSettings = OutputSettings()
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"

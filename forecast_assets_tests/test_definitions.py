@@ -85,3 +85,18 @@ def test_dagster_cli_loads_the_code_location(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gpu_runs_ask_kubernetes_for_a_gpu_node_from_the_settings(write_settings) -> None:
+    import json
+
+    settings_file = write_settings(
+        {"gpu": {"gpus_per_run": 2, "node_selector": {"pool": "l4"}, "tolerations": []}}
+    )
+    tags = build_definitions(str(settings_file)).resolve_job_def("train_job").tags
+    assert tags[GPU_TAG_KEY] == "true"
+    pod = json.loads(tags["dagster-k8s/config"])
+    assert pod["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    assert pod["pod_spec_config"] == {"node_selector": {"pool": "l4"}, "tolerations": []}
+    default = json.loads(defs.resolve_job_def("train_job").tags["dagster-k8s/config"])
+    assert default["pod_spec_config"]["tolerations"][0]["key"] == "nvidia.com/gpu"
