@@ -47,9 +47,9 @@ def build_train_job(gpu: GpuSettings):
         "train_job",
         selection=dg.AssetSelection.assets(*CLUSTER_ASSETS),
         tags=gpu_run_tags(gpu),
-        description="For one cluster partition: scalers, features, model, evaluation and "
-        "forecast.",
+        description="For one cluster partition: scalers, features, model, evaluation and forecast.",
     )
+
 
 forecasts_job = dg.define_asset_job(
     "forecasts_job",
