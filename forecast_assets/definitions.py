@@ -12,7 +12,8 @@ from forecast_assets.assets.per_cluster import (
     forecast_table,
     scalers,
 )
-from forecast_assets.jobs import build_train_job, forecasts_job, ingest_job
+from forecast_assets.assets.tuning import tuned_hyperparameters
+from forecast_assets.jobs import build_train_job, build_tune_job, forecasts_job, ingest_job
 from forecast_assets.resources import build_resources
 from forecast_assets.settings import load_settings
 
@@ -22,6 +23,7 @@ ASSETS = [
     metafeatures,
     clusters,
     scalers,
+    tuned_hyperparameters,
     encoded_features,
     cluster_model,
     evaluation_report,
@@ -40,7 +42,12 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
     settings = load_settings(resources["settings"].settings_file)
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[ingest_job, build_train_job(settings.gpu), forecasts_job],
+        jobs=[
+            ingest_job,
+            build_train_job(settings.gpu),
+            build_tune_job(settings.gpu),
+            forecasts_job,
+        ],
         resources=resources,
     )
 

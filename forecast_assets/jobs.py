@@ -17,6 +17,7 @@ TRAINING_POOL = "forecast_assets_training"
 INGEST_ASSETS = ["raw_sales", "resampled_series", "metafeatures", "clusters"]
 CLUSTER_ASSETS = [
     "scalers",
+    "tuned_hyperparameters",
     "encoded_features",
     "cluster_model",
     "evaluation_report",
@@ -40,6 +41,17 @@ def gpu_run_tags(gpu: GpuSettings) -> dict[str, str]:
         "pod_spec_config": {"node_selector": gpu.node_selector, "tolerations": gpu.tolerations},
     }
     return {**GPU_RUN_TAGS, K8S_CONFIG_TAG: json.dumps(pod, sort_keys=True)}
+
+
+def build_tune_job(gpu: GpuSettings):
+    return dg.define_asset_job(
+        "tune_job",
+        selection=dg.AssetSelection.assets("scalers", "tuned_hyperparameters"),
+        tags=gpu_run_tags(gpu),
+        config={"ops": {"tuned_hyperparameters": {"config": {"tune": True}}}},
+        description="For one cluster partition: fit the scalers and run the Optuna study's "
+        "remaining trials (whether or not tuning.enabled is on); train_job uses the best.",
+    )
 
 
 def build_train_job(gpu: GpuSettings):

@@ -35,6 +35,7 @@ from forecast_assets.core.models.registry import (
     build_model,
     tunable_hyperparameters,
 )
+from forecast_assets.core.training.tuning import SearchSpace, default_search_space
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
 SectionT = TypeVar("SectionT", bound=BaseModel)
@@ -204,7 +205,11 @@ class TrainingSettings(_Section):
     min_learning_rate: float = Field(
         0.05, ge=0, le=1, description="where the cosine ends, as a fraction of learning_rate"
     )
-    mixed_precision: bool = Field(True, description="bfloat16 autocast when training on CUDA")
+    mixed_precision: bool = Field(
+        False,
+        description="bfloat16 autocast when training on CUDA (slower than float32 for the "
+        "default model sizes on an H100; worth it for large models)",
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -231,6 +236,42 @@ class TrainingSettings(_Section):
         if self.loss == "combined" and not any(self.loss_weights.values()):
             raise ValueError("loss 'combined' needs loss_weights with a non-zero weight")
         return self
+
+
+class TuningSettings(_Section):
+    """Optuna search of each cluster's hyperparameters (``tuned_hyperparameters``)."""
+
+    enabled: bool = Field(
+        False, description="tune in every training run; tune_job tunes regardless"
+    )
+    n_trials: int = Field(20, ge=1, description="finished trials a study aims for in total")
+    timeout_seconds: float | None = Field(None, gt=0, description="wall-time bound of one run")
+    direction: Literal["minimize"] = Field(
+        "minimize", description="of the metric, the best validation loss of a trial"
+    )
+    sampler: Literal["tpe", "random", "cmaes"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="stops trials whose per-epoch validation loss lags"
+    )
+    epochs: int | None = Field(None, ge=1, description="per trial; empty = training.epochs")
+    storage: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the Optuna study database; empty = SQLite in the "
+        "Dagster instance's storage folder",
+    )
+    search_space: dict[str, dict[str, Any]] = Field(
+        {},
+        description="name -> {low, high[, log, step]} or {choices: [...]}; empty = the "
+        "family's default space",
+    )
+    windows: list[int] = Field([], description="window lengths to try; empty = keep window")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_at_least_two(cls, value: list[int]) -> list[int]:
+        if any(window < 2 for window in value):
+            raise ValueError(f"every window must be at least 2, got {value}")
+        return value
 
 
 class ClusteringSettings(_Section):
@@ -288,6 +329,7 @@ class Settings(BaseSettings):
     timeseries: TimeseriesSettings = TimeseriesSettings()
     model: ModelSettings = ModelSettings()
     training: TrainingSettings = TrainingSettings()
+    tuning: TuningSettings = TuningSettings()
     clustering: ClusteringSettings = ClusteringSettings()
     scaling: ScalingSettings = ScalingSettings()
     forecast: ForecastSettings = ForecastSettings()
@@ -319,6 +361,7 @@ class Settings(BaseSettings):
                 f"horizon + validation periods + 1 = {needed}"
             )
         self._models_build()
+        self._search_space_fits()
         overlap = set(self.data.categorical_columns) & set(self.data.multilabel_columns)
         if overlap:
             raise ValueError(f"columns {sorted(overlap)} are both categorical and multilabel")
@@ -344,6 +387,13 @@ class Settings(BaseSettings):
             except Exception as exc:
                 where = f"model.per_cluster.{cluster}" if cluster else "model"
                 raise ValueError(f"{where}.{model.type} cannot be built: {exc}") from None
+
+    def _search_space_fits(self) -> None:
+        try:
+            for model in [self.model, *map(self.model.for_cluster, self.model.per_cluster)]:
+                search_space(self.tuning, model.type).resolved(model.type, model.options())
+        except ConfigurationError as exc:
+            raise ValueError(f"tuning.search_space: {exc}") from None
 
     @property
     def validation_periods(self) -> int:
@@ -381,6 +431,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return Settings(**content)
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings in {chosen}: {_problems(exc)}") from exc
+
+
+def search_space(tuning: TuningSettings, model_type: str) -> SearchSpace:
+    """The settings' search space, or the family's default (with the windows to try)."""
+    if tuning.search_space:
+        space = dict(tuning.search_space)
+        if tuning.windows:
+            space["window"] = {"choices": tuning.windows}
+        return SearchSpace.from_dict(space)
+    return default_search_space(model_type, tuning.windows)
 
 
 def override_section(section: SectionT, overrides: dict[str, Any], where: str) -> SectionT:

@@ -17,6 +17,7 @@ DESIGN_ASSETS = {
     "metafeatures",
     "clusters",
     "scalers",
+    "tuned_hyperparameters",
     "encoded_features",
     "cluster_model",
     "evaluation_report",
@@ -28,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_job_resolves() -> None:
     jobs = {job.name: job for job in defs.resolve_all_job_defs()}
-    assert {"ingest_job", "train_job", "forecasts_job"} <= set(jobs)
+    assert {"ingest_job", "train_job", "tune_job", "forecasts_job"} <= set(jobs)
     for job in jobs.values():
         assert job.graph.node_defs, job.name
 
@@ -40,6 +41,7 @@ def test_graph_has_the_designed_assets_and_partitioning() -> None:
     partitioned = {key.to_user_string() for key in keys_with_partitions(graph)}
     assert partitioned == {
         "scalers",
+        "tuned_hyperparameters",
         "encoded_features",
         "cluster_model",
         "evaluation_report",
@@ -54,8 +56,10 @@ def keys_with_partitions(graph) -> list[dg.AssetKey]:
 
 
 def test_training_job_carries_the_gpu_tag_the_run_queue_limits(tmp_path: Path) -> None:
-    assert defs.resolve_job_def("train_job").tags[GPU_TAG_KEY] == "true"
-    assert defs.get_assets_def("cluster_model").op.pool == TRAINING_POOL
+    for job in ("train_job", "tune_job"):
+        assert defs.resolve_job_def(job).tags[GPU_TAG_KEY] == "true"
+    for asset in ("cluster_model", "tuned_hyperparameters"):
+        assert defs.get_assets_def(asset).op.pool == TRAINING_POOL
     # The project's instance file, loaded as Dagster loads it: one GPU-tagged run and one
     # training step of the pool at a time.
     (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())

@@ -1,5 +1,7 @@
 """Per-cluster assets: one partition per cluster, from scalers to the cluster's forecast."""
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -23,10 +25,11 @@ from forecast_assets.core.training.cluster_model import (
     train_cluster_model,
 )
 from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback, TrainingConfig
+from forecast_assets.core.training.tuning import TuningResult
 from forecast_assets.jobs import TRAINING_POOL
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
-from forecast_assets.settings import override_section
+from forecast_assets.settings import Settings, TrainingSettings, override_section
 
 GROUP = "per_cluster"
 
@@ -77,28 +80,19 @@ def encoded_features(
     resampled_series: SalesPanel,
     clusters: ClusterResult,
     scalers: ScalerManager,
+    tuned_hyperparameters: TuningResult | None,
 ) -> EncodedPanel:
     """Scaled demand, calendar features, encoded categoricals and the sliding windows
-    (training, validation and the held-out test horizon) of the cluster."""
+    (training, validation and the held-out test horizon) of the cluster, with the tuned
+    window length when tuning chose one."""
     config = settings.load()
     panel = cluster_panel(context, resampled_series, clusters)
-    encoder = CategoricalEncoder(
-        config.data.categorical_columns,
-        config.data.multilabel_columns,
-        config.data.multilabel_separator,
-    )
-    encoded = build_features(
-        panel,
-        scalers,
-        encoder,
-        window=config.timeseries.window,
-        horizon=config.timeseries.horizon,
-        split=period_split(panel, config.timeseries.horizon, config.validation_periods),
-        stride=config.timeseries.stride,
-    )
+    window = tuned_hyperparameters.window if tuned_hyperparameters is not None else None
+    encoded = encode_cluster(config, panel, scalers, window)
     context.add_output_metadata(
         {
             "skus": encoded.n_skus,
+            "window": encoded.window,
             "train_windows": len(encoded.train),
             "validation_windows": len(encoded.validation),
             "test_windows": len(encoded.test),
@@ -160,9 +154,11 @@ def cluster_model(
     settings: ForecastSettingsResource,
     output_store: OutputStore,
     encoded_features: EncodedPanel,
+    tuned_hyperparameters: TuningResult | None,
 ) -> ClusterModel:
     """The cluster's forecasting model (``model.type``, or the cluster's override in
-    ``model.per_cluster``), trained with early stopping on the validation periods. Runs in
+    ``model.per_cluster``) with the tuned hyperparameters when there are any, trained with
+    early stopping on the validation periods. Launch-time run config beats both. Runs in
     the training pool, so clusters queue for the device instead of sharing it."""
     key = context.partition_key
     loaded = settings.load()
@@ -175,14 +171,14 @@ def cluster_model(
         loaded.training, config.training_overrides(), "run config of cluster_model"
     )
     model_options = {**model_settings.options(), "season_length": loaded.timeseries.season}
-    # Every training setting maps to the trainer's field of the same name; the validation
-    # split is already applied in encoded_features.
-    training = TrainingConfig(
-        **training_settings.model_dump(exclude={"validation_periods"}),
-        season_length=loaded.timeseries.season,
-        seed=loaded.seed,
-        device=loaded.device,
-    )
+    training = training_config(loaded, training_settings)
+    tuned = tuned_hyperparameters
+    if tuned is not None and tuned.model_type == model_settings.type:
+        model_options = tuned.model_options(model_options)
+        launch_overrides = config.training_overrides()
+        training = tuned.training_config(training)
+        training = dataclasses.replace(training, **launch_overrides)
+        context.log.info(f"using tuned hyperparameters {tuned.best_params}")
     checkpoint = checkpoint_path(
         output_store.checkpoint_dir,
         key,
@@ -321,6 +317,37 @@ def forecast_table(
         }
     )
     return table
+
+
+def encode_cluster(
+    config: Settings, panel: SalesPanel, scalers: ScalerManager, window: int | None = None
+) -> EncodedPanel:
+    """The cluster's model-ready data with ``window`` past periods (None: the settings')."""
+    encoder = CategoricalEncoder(
+        config.data.categorical_columns,
+        config.data.multilabel_columns,
+        config.data.multilabel_separator,
+    )
+    return build_features(
+        panel,
+        scalers,
+        encoder,
+        window=window or config.timeseries.window,
+        horizon=config.timeseries.horizon,
+        split=period_split(panel, config.timeseries.horizon, config.validation_periods),
+        stride=config.timeseries.stride,
+    )
+
+
+def training_config(config: Settings, training: TrainingSettings) -> TrainingConfig:
+    """The trainer's configuration: every training setting maps to the field of the same
+    name (the validation split is already applied in the encoded features)."""
+    return TrainingConfig(
+        **training.model_dump(exclude={"validation_periods"}),
+        season_length=config.timeseries.season,
+        seed=config.seed,
+        device=config.device,
+    )
 
 
 def _recent_history(encoded: EncodedPanel, periods: int) -> pd.DataFrame:

@@ -27,7 +27,7 @@ def k_selection_plot(result: ClusterResult) -> bytes:
     for axis in (left, right):
         axis.axvline(result.k, color="tab:red", linestyle="--", label=f"chosen k={result.k}")
         axis.legend(loc="best", fontsize=8)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def loss_curve_plot(history: list[EpochRecord], best_epoch: int) -> bytes:
@@ -39,7 +39,7 @@ def loss_curve_plot(history: list[EpochRecord], best_epoch: int) -> bytes:
     axis.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
     axis.set(title="Training loss (scaled units)", xlabel="epoch", ylabel="loss")
     axis.legend(fontsize=8)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def forecast_vs_actual_plot(
@@ -77,7 +77,7 @@ def forecast_vs_actual_plot(
         axis.set_visible(False)
     axes[0].legend(fontsize=7, loc="upper left")
     figure.suptitle(title)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def markdown_image(png: bytes, alt: str) -> str:
@@ -85,7 +85,7 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def _png(figure: Figure) -> bytes:
+def figure_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()

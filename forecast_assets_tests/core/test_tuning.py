@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
+import time
 
 import optuna
 import pandas as pd
@@ -100,14 +102,8 @@ def test_a_small_study_finds_parameters_inside_the_space(encoded, caplog) -> Non
     # One hook call and one log line per trial; Optuna's own verbosity is restored.
     assert [(n, s) for n, _, _, s in hook_calls] == [(n, "COMPLETE") for n in range(5)]
     assert hook_calls[0][1] == pytest.approx(result.history["value"][0])
-    assert (
-        hook_calls[0][2]
-        == result.history.filter(like="params_")
-        .iloc[0]
-        .rename(lambda c: c.removeprefix("params_"))
-        .to_dict()
-    )
-    trial_lines = [r for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert hook_calls[0][2] == {k: result.history[f"params_{k}"][0] for k in SPACE.parameters}
+    trial_lines = [r for r in caplog.records if r.getMessage().startswith("trial #")]
     assert len(trial_lines) == 5
     assert optuna.logging.get_verbosity() == verbosity
 
@@ -300,6 +296,41 @@ def test_spaces_cannot_propose_heads_that_do_not_divide_d_model(encoded) -> None
     result = tune_cluster(lambda w: encoded, "standard", {}, training, config)
     assert result.n_complete == 3 and result.n_failed == 0
     assert result.best_params["d_model"] % result.best_params["n_heads"] == 0
+
+
+def test_the_timeout_is_checked_between_trials(encoded) -> None:
+    def slow_data(window):
+        time.sleep(0.3)  # the first trial alone outlasts the timeout
+        return encoded
+
+    config = TuningConfig(n_trials=5, epochs=1, pruner="none", timeout_seconds=0.2)
+    result = tune_cluster(slow_data, "lightweight", BASE, TRAINING, config, SPACE)
+    assert result.n_new == result.n_trials == 1  # the started trial ends, no other starts
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "none"])
+def test_other_pruners_and_samplers_run(encoded, pruner) -> None:
+    config = TuningConfig(n_trials=3, epochs=2, pruner=pruner, sampler="random")
+    result = tune_cluster(lambda w: encoded, "lightweight", BASE, TRAINING, config, SPACE)
+    assert result.n_trials == 3 and result.n_complete >= 1
+
+
+def test_the_cmaes_sampler_needs_its_package(encoded) -> None:
+    config = TuningConfig(n_trials=2, epochs=1, pruner="none", sampler="cmaes")
+    space = SearchSpace({"learning_rate": FloatRange(1e-4, 1e-2, log=True)})
+    if importlib.util.find_spec("cmaes") is None:
+        with pytest.raises(ConfigurationError, match="'cmaes' package"):
+            tune_cluster(lambda w: encoded, "lightweight", BASE, TRAINING, config, space)
+    else:
+        result = tune_cluster(lambda w: encoded, "lightweight", BASE, TRAINING, config, space)
+        assert result.n_trials == 2
+
+
+def test_an_empty_space_is_rejected(encoded) -> None:
+    with pytest.raises(ConfigurationError, match="empty"):
+        tune_cluster(
+            lambda w: encoded, "lightweight", BASE, TRAINING, TuningConfig(), SearchSpace()
+        )
 
 
 def test_the_default_space_adds_the_window_only_when_asked() -> None:

@@ -44,7 +44,7 @@ class TrainingConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)  # for loss "combined"
     warmup_epochs: float = 1.0  # linear warm-up from 0, then cosine decay
     min_learning_rate: float = 0.05  # the cosine ends at this fraction of learning_rate
-    mixed_precision: bool = True  # bfloat16 autocast on CUDA; the CPU always trains in fp32
+    mixed_precision: bool = False  # bfloat16 autocast on CUDA; the CPU always trains in fp32
     threads: int | None = None  # torch CPU threads; empty = torch's default
     season_length: int = 1  # of the in-sample seasonal naive that scales the MASE loss
     seed: int = 42

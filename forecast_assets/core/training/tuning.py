@@ -27,7 +27,7 @@ from forecast_assets.core.errors import (
     TrainingError,
 )
 from forecast_assets.core.models.registry import model_class, tunable_hyperparameters
-from forecast_assets.core.plots import _png
+from forecast_assets.core.plots import figure_png
 from forecast_assets.core.training.cluster_model import train_cluster_model
 from forecast_assets.core.training.trainer import TrainerCallback, TrainingConfig, seed_everything
 
@@ -563,7 +563,11 @@ def tune_cluster(
     ``on_trial_end(number, value, params, state)`` is called after each trial of this call.
     """
     started = time.perf_counter()
-    space = (space or default_search_space(model_type)).resolved(model_type, base_options)
+    if space is None:
+        space = default_search_space(model_type)
+    if not len(space):
+        raise ConfigurationError("the search space is empty: there is nothing to tune")
+    space = space.resolved(model_type, base_options)
     trial_training = training
     if tuning.epochs is not None:
         trial_training = dataclasses.replace(training, epochs=tuning.epochs)
@@ -594,12 +598,12 @@ def tune_cluster(
             raise _TrialFailed(reason) from error
         return model.training.best_validation_loss
 
+    storage = _storage(tuning.storage)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here
-    storage = _storage(tuning.storage)
     try:
         study = _study(storage, tuning, model_type)
-        finished = len(study.get_trials(deepcopy=False))
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         remaining = tuning.n_trials - finished
         new: list[int] = []
 
@@ -633,6 +637,32 @@ def tune_cluster(
                 finished,
             )
         return _result(study, model_type, tuning, len(new), time.perf_counter() - started)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.remove_session()
+            storage.engine.dispose()
+
+
+def stored_tuning(tuning: TuningConfig, model_type: str) -> TuningResult | None:
+    """What the persisted study found so far, without running a trial: None when there is
+    no storage, no such study or no completed trial yet."""
+    storage = _storage(tuning.storage)
+    if storage is None:
+        return None
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        try:
+            study = optuna.load_study(study_name=tuning.study_name, storage=storage)
+        except KeyError:
+            return None
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return None
+        stored = study.user_attrs.get("model_type")
+        if stored is not None and stored != model_type:
+            return None  # tuned for another family: its parameters do not apply
+        return _result(study, model_type, tuning, 0, 0.0)
     finally:
         optuna.logging.set_verbosity(verbosity)
         if isinstance(storage, optuna.storages.RDBStorage):
@@ -735,17 +765,19 @@ def _log_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int) -> None:
         best = f"{study.best_value:.5g} (#{study.best_trial.number})"
     except ValueError:
         best = "-"  # no COMPLETE trial yet
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     reason = trial.user_attrs.get(FAIL_REASON, "") if trial.state == TrialState.FAIL else ""
     log = logger.warning if trial.state == TrialState.FAIL else logger.info
     log(
-        "trial %d/%d %s value %s after %d epochs in %.1fs, best %s: %s%s",
+        "trial #%d %s value %s after %d epochs in %.1fs (%d/%d finished, best %s): %s%s",
         trial.number,
-        n_trials,
         trial.state.name,
         value,
         len(trial.intermediate_values),
         seconds,
+        finished,
+        n_trials,
         best,
         trial.params,
         f" ({reason})" if reason else "",
@@ -842,4 +874,4 @@ def optimization_history_plot(result: TuningResult) -> bytes:
         xlabel="trial",
         ylabel="validation loss",
     )
-    return _png(figure)
+    return figure_png(figure)
