@@ -100,13 +100,26 @@ def test_runs_submitted_like_the_ui_go_through_the_queue_and_daemon(dagster_dev)
     keys = instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)
     assert keys, "clusters registered no partitions"
 
+    # Two GPU-tagged runs submitted together: the queue starts the second only after the
+    # first has finished (tag limit 1 in dagster.yaml).
     run_id = client.submit_job_execution("train_job", tags={"dagster/partition": keys[0]})
+    other_id = client.submit_job_execution("train_job", tags={"dagster/partition": keys[-1]})
     queued = instance.get_run_by_id(run_id)
     assert queued.tags[GPU_TAG_KEY] == "true"  # what the run queue limits
     trained = wait_for_run(instance, run_id)
     assert trained.status == dg.DagsterRunStatus.SUCCESS
-    event = instance.get_latest_materialization_event(dg.AssetKey("forecast_table"))
-    assert event is not None and event.run_id == run_id
+    assert wait_for_run(instance, other_id).status == dg.DagsterRunStatus.SUCCESS
+    first, second = sorted(
+        (instance.get_run_record_by_id(r) for r in (run_id, other_id)),
+        key=lambda record: record.start_time,
+    )
+    assert second.start_time >= first.end_time, "two GPU runs ran at the same time"
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("forecast_table"), asset_partitions=[keys[0]]),
+        limit=1,
+    ).records
+    event = records[0].event_log_entry
+    assert event.run_id == run_id
     assert event.asset_materialization.partition == keys[0]
     # The queue, not the in-process API, ran it: it went through QUEUED.
     statuses = [
