@@ -27,7 +27,7 @@ from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.registry import MODEL_TYPES, build_model
 from forecast_assets.core.training.cluster_model import ClusterModel
 from forecast_assets.core.training.trainer import TrainingResult
-from forecast_assets_tests.core.test_trainer import weekly_pattern_panel
+from forecast_assets_tests.core.test_trainer import model_for, weekly_pattern_panel
 
 BATCH_SIZES = (1, 7, 64)
 ATOL = 1e-4
@@ -137,19 +137,7 @@ def test_the_quantile_family_exports_every_quantile_in_order(exports) -> None:
 def test_onnx_forecasts_of_a_panel_equal_the_torch_ones(tmp_path: Path) -> None:
     encoded = weekly_pattern_panel()
     assert encoded.n_static_features == 0  # no categorical columns: static is [B, 0]
-    model = perturbed(
-        build_model(
-            "lightweight",
-            n_skus=encoded.n_skus,
-            n_static=encoded.n_static_features,
-            n_time_features=encoded.n_time_features,
-            window=encoded.window,
-            horizon=encoded.horizon,
-            channels=8,
-            levels=2,
-            season_length=7,
-        )
-    )
+    model = perturbed(model_for(encoded))
     model.train()
     forecaster = OnnxForecaster(export_onnx(model, tmp_path / "panel.onnx"))
     assert model.training  # exported from a copy: the caller's model is left as it was
