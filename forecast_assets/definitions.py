@@ -38,8 +38,8 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
     Building the resources reads and validates the settings, so invalid settings stop the
     code location from loading, with the offending field named, before any run starts.
     """
-    resources = build_resources(settings_file)
-    settings = load_settings(resources["settings"].settings_file)
+    settings = load_settings(settings_file)
+    resources = build_resources(settings_file, settings)
     return dg.Definitions(
         assets=ASSETS,
         jobs=[

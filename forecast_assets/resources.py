@@ -60,10 +60,13 @@ class OutputStore(dg.ConfigurableResource):
         return Path(self.base_dir) / "models"
 
 
-def build_resources(settings_file: str | None = None) -> dict[str, object]:
-    """The resources for a settings file (None: $FORECAST_SETTINGS or the default)."""
+def build_resources(
+    settings_file: str | None = None, settings: Settings | None = None
+) -> dict[str, object]:
+    """The resources for a settings file (None: $FORECAST_SETTINGS or the default); pass
+    ``settings`` when they are loaded already."""
     chosen = settings_file or os.environ.get(SETTINGS_ENV_VAR)
-    settings = load_settings(chosen)
+    settings = settings or load_settings(chosen)
     return {
         "settings": ForecastSettingsResource(
             settings_file=str(Path(chosen).resolve()) if chosen else None

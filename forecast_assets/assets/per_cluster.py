@@ -167,18 +167,16 @@ def cluster_model(
         model_settings = override_section(
             model_settings, {"type": config.model_type}, "run config model_type"
         )
-    training_settings = override_section(
-        loaded.training, config.training_overrides(), "run config of cluster_model"
-    )
+    launch = config.training_overrides()
+    override_section(loaded.training, launch, "run config of cluster_model")  # checks them
     model_options = {**model_settings.options(), "season_length": loaded.timeseries.season}
-    training = training_config(loaded, training_settings)
+    training = training_config(loaded, loaded.training)
     tuned = tuned_hyperparameters
     if tuned is not None and tuned.model_type == model_settings.type:
         model_options = tuned.model_options(model_options)
-        launch_overrides = config.training_overrides()
         training = tuned.training_config(training)
-        training = dataclasses.replace(training, **launch_overrides)
         context.log.info(f"using tuned hyperparameters {tuned.best_params}")
+    training = dataclasses.replace(training, **launch)  # settings < tuned < launch
     checkpoint = checkpoint_path(
         output_store.checkpoint_dir,
         key,
