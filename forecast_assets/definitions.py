@@ -12,7 +12,9 @@ from forecast_assets.assets.per_cluster import (
     forecast_table,
     scalers,
 )
+from forecast_assets.assets.reports import evaluation_summary
 from forecast_assets.assets.tuning import tuned_hyperparameters
+from forecast_assets.checks import CHECKS
 from forecast_assets.jobs import build_train_job, build_tune_job, forecasts_job, ingest_job
 from forecast_assets.resources import build_resources
 from forecast_assets.settings import load_settings
@@ -29,6 +31,7 @@ ASSETS = [
     evaluation_report,
     forecast_table,
     forecasts,
+    evaluation_summary,
 ]
 
 
@@ -42,6 +45,7 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
     resources = build_resources(settings_file, settings)
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=CHECKS,
         jobs=[
             ingest_job,
             build_train_job(settings.gpu),

@@ -49,6 +49,7 @@ def _run(
 
 def summary(instance: dg.DagsterInstance, keys: list[str]) -> str:
     forecasts = defs.load_asset_value("forecasts", instance=instance)
+    per_cluster = defs.load_asset_value("evaluation_summary", instance=instance)
     output_store: OutputStore = defs.resources["output_store"]
     lines = [
         "",
@@ -56,24 +57,21 @@ def summary(instance: dg.DagsterInstance, keys: list[str]) -> str:
         f"  {forecasts['sku'].nunique()} SKUs x {forecasts['date'].nunique()} periods "
         f"({forecasts['date'].min():%Y-%m-%d} .. {forecasts['date'].max():%Y-%m-%d}), "
         f"{len(keys)} clusters",
-        f"Reports: {output_store.base_dir}/reports/",
+        f"Reports: {output_store.base_dir}/reports/ (evaluation_summary.md for all clusters)",
         "",
-        f"{'cluster':<12}{'model':<13}{'SKUs':>6}{'MASE':>8}{'naive':>8}{'sMAPE':>8}{'naive':>8}{'coverage':>10}",
+        "Rolling-origin backtest, means over folds; seasonal naive on the same windows:",
+        f"{'cluster':<12}{'model':<16}{'SKUs':>6}{'MASE':>8}{'naive':>8}{'RMSSE':>8}"
+        f"{'naive':>8}{'coverage':>10}  served",
     ]
-    weights, model_mase, naive_mase = [], [], []
-    for key in keys:
-        report = defs.load_asset_value("evaluation_report", partition_key=key, instance=instance)
+    for row in per_cluster.itertuples():
         lines.append(
-            f"{key:<12}{report.model_type:<13}{report.n_skus:>6}{report.metrics['mase']:>8.3f}{report.baseline['mase']:>8.3f}"
-            f"{report.metrics['smape']:>8.1f}{report.baseline['smape']:>8.1f}{report.coverage:>10.1%}"
+            f"{row.cluster:<12}{row.model:<16}{row.skus:>6}{row.mase:>8.3f}"
+            f"{row.mase_seasonal_naive:>8.3f}{row.rmsse:>8.3f}{row.rmsse_seasonal_naive:>8.3f}"
+            f"{row.coverage:>10.1%}  {row.served}"
         )
-        weights.append(report.n_skus)
-        model_mase.append(report.metrics["mase"])
-        naive_mase.append(report.baseline["mase"])
-    overall, naive = (
-        np.average(model_mase, weights=weights),
-        np.average(naive_mase, weights=weights),
-    )
+    weights = per_cluster["skus"]
+    overall = np.average(per_cluster["mase"], weights=weights)
+    naive = np.average(per_cluster["mase_seasonal_naive"], weights=weights)
     lines.append(
         f"All SKUs: MASE {overall:.3f} vs seasonal naive {naive:.3f} "
         f"({'better' if overall < naive else 'worse'} by {abs(1 - overall / naive):.1%})"

@@ -65,6 +65,7 @@ def build_train_job(gpu: GpuSettings):
 
 forecasts_job = dg.define_asset_job(
     "forecasts_job",
-    selection=dg.AssetSelection.assets("forecasts"),
-    description="Combine every cluster's forecast into the published forecast table.",
+    selection=dg.AssetSelection.assets("forecasts", "evaluation_summary"),
+    description="Combine every cluster's forecast into the published forecast table, and "
+    "every cluster's backtest into the evaluation summary.",
 )

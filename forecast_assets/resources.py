@@ -59,6 +59,11 @@ class OutputStore(dg.ConfigurableResource):
         """``<base_dir>/models``: each cluster model's ONNX / TorchScript files."""
         return Path(self.base_dir) / "models"
 
+    def served_model_path(self, cluster: str) -> Path:
+        """The last model of ``cluster`` that passed the accuracy gate, kept so that a
+        rejected successor never replaces it."""
+        return self.model_dir / f"{cluster}.served.pt"
+
 
 def build_resources(
     settings_file: str | None = None, settings: Settings | None = None

@@ -30,6 +30,7 @@ from forecast_assets.core.data.loader import ColumnSpec
 from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.core.models.losses import LOSS_NAMES
 from forecast_assets.core.models.registry import (
+    ENSEMBLE,
     SIZE_ARGUMENTS,
     available_model_types,
     build_model,
@@ -130,7 +131,7 @@ def _options_section(model_type: str) -> type[_Section]:
 class _ModelSettingsBase(_Section):
     type: str = Field(
         "lightweight",
-        description="model family: standard | advanced | lightweight | mixer",
+        description="model family: standard | advanced | lightweight | mixer | ensemble",
     )
     onnx: bool = Field(
         True, description="export each cluster model to ONNX and forecast through onnxruntime"
@@ -160,8 +161,16 @@ class _ModelSettingsBase(_Section):
         return self
 
     def options(self) -> dict[str, Any]:
-        """Hyperparameters of the chosen family."""
-        return getattr(self, self.type).model_dump()
+        """Hyperparameters of the chosen family; an ensemble's members take theirs from
+        their own sections unless ``member_options`` says otherwise."""
+        chosen = getattr(self, self.type).model_dump()
+        if self.type == ENSEMBLE and not chosen.get("member_options"):
+            chosen["member_options"] = {
+                member: getattr(self, member).model_dump()
+                for member in chosen["members"]
+                if hasattr(self, member)
+            }
+        return chosen
 
     def for_cluster(self, cluster: str) -> _ModelSettingsBase:
         """These settings with the cluster's override applied (itself when there is none)."""
@@ -301,6 +310,28 @@ class ForecastSettings(_Section):
     )
 
 
+class EvaluationSettings(_Section):
+    """The rolling-origin backtest every model is judged on, and the gate a new model passes."""
+
+    folds: int = Field(3, ge=1, description="backtest origins; the last is the held-out horizon")
+    step: int | None = Field(
+        None, ge=1, description="periods between backtest origins; empty = half the horizon"
+    )
+    max_relative_mase: float = Field(
+        1.0,
+        gt=0,
+        description="accuracy gate: a new model replaces the served one only when its backtest "
+        "MASE divided by seasonal naive's is below this",
+    )
+    coverage_tolerance: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="interval check: empirical backtest coverage may differ this much from "
+        "forecast.confidence",
+    )
+
+
 class GpuSettings(_Section):
     """Where GPU-tagged runs (training, tuning) go when Dagster runs them on Kubernetes."""
 
@@ -333,6 +364,7 @@ class Settings(BaseSettings):
     clustering: ClusteringSettings = ClusteringSettings()
     scaling: ScalingSettings = ScalingSettings()
     forecast: ForecastSettings = ForecastSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     gpu: GpuSettings = GpuSettings()
     output: OutputSettings = OutputSettings()
     seed: int = 42
@@ -353,12 +385,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        # Every SKU needs a test horizon, a validation stretch and a period to learn from.
-        needed = self.timeseries.horizon + self.validation_periods + 1
+        # Every SKU needs the backtest periods, a validation stretch and a period to learn from.
+        backtest = self.timeseries.horizon + (self.evaluation.folds - 1) * self.backtest_step
+        needed = backtest + self.validation_periods + 1
         if self.timeseries.min_history < needed:
             raise ValueError(
                 f"timeseries.min_history ({self.timeseries.min_history}) must be at least "
-                f"horizon + validation periods + 1 = {needed}"
+                f"backtest periods + validation periods + 1 = {needed}"
             )
         self._models_build()
         self._search_space_fits()
@@ -398,6 +431,10 @@ class Settings(BaseSettings):
     @property
     def validation_periods(self) -> int:
         return self.training.validation_periods or 2 * self.timeseries.horizon
+
+    @property
+    def backtest_step(self) -> int:
+        return self.evaluation.step or max(1, self.timeseries.horizon // 2)
 
     @property
     def nonnegative(self) -> bool:

@@ -28,6 +28,9 @@ def small_settings(output_dir: Path) -> dict[str, Any]:
         "training": {"epochs": 3, "batch_size": 128, "patience": 2, "max_windows_per_epoch": 1024},
         "model": {"lightweight": {"channels": 16, "levels": 3}},
         "clustering": {"k_min": 2, "k_max": 3, "min_cluster_size": 3},
+        # Three-epoch models are not judged here: the gate lets them serve so that these
+        # tests see the configured model; the gate's own tests set the real threshold.
+        "evaluation": {"max_relative_mase": 1000.0},
         "output": {"dir": str(output_dir)},
         "seed": 7,
         "device": "cpu",

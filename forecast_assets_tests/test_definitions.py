@@ -23,6 +23,7 @@ DESIGN_ASSETS = {
     "evaluation_report",
     "forecast_table",
     "forecasts",
+    "evaluation_summary",
 }
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,22 @@ def test_every_job_resolves() -> None:
     assert {"ingest_job", "train_job", "tune_job", "forecasts_job"} <= set(jobs)
     for job in jobs.values():
         assert job.graph.node_defs, job.name
+
+
+def test_asset_checks_cover_the_gate_coverage_and_the_published_table() -> None:
+    specs = {
+        (spec.asset_key.to_user_string(), spec.name): spec
+        for spec in defs.resolve_asset_graph().asset_check_keys
+        for spec in [defs.resolve_asset_graph().get_check_spec(spec)]
+    }
+    assert set(specs) == {
+        ("cluster_model", "accuracy_gate"),
+        ("evaluation_report", "interval_coverage"),
+        ("forecasts", "forecasts_schema"),
+        ("forecasts", "forecasts_complete"),
+    }
+    assert specs[("cluster_model", "accuracy_gate")].blocking
+    assert specs[("forecasts", "forecasts_complete")].blocking
 
 
 def test_graph_has_the_designed_assets_and_partitioning() -> None:

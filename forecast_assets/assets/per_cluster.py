@@ -11,17 +11,27 @@ from forecast_assets.core.data.encoding import CategoricalEncoder
 from forecast_assets.core.data.features import build_features, fit_scalers, period_split
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.scaling import ScalerManager
-from forecast_assets.core.data.windows import EncodedPanel
-from forecast_assets.core.errors import DataValidationError
-from forecast_assets.core.evaluation import EvaluationReport, evaluate_cluster
+from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit
+from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
+from forecast_assets.core.evaluation import EvaluationReport, accuracy_gate, evaluate_cluster
 from forecast_assets.core.inference.forecast import forecast_cluster
 from forecast_assets.core.inference.predictor import engine_for
 from forecast_assets.core.inference.serving import ServingFiles, export_for_serving
-from forecast_assets.core.plots import forecast_vs_actual_plot, loss_curve_plot, markdown_image
+from forecast_assets.core.plots import (
+    error_by_step_plot,
+    fold_metrics_plot,
+    forecast_report_plot,
+    forecast_vs_actual_plot,
+    loss_curve_plot,
+    markdown_image,
+    prediction_quality_plot,
+)
 from forecast_assets.core.training.cluster_model import (
     ClusterModel,
     checkpoint_path,
+    load_cluster_model,
     remove_checkpoints,
+    save_cluster_model,
     train_cluster_model,
 )
 from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback, TrainingConfig
@@ -61,7 +71,7 @@ def scalers(
     """Per-SKU scalers of the cluster, fitted on the training periods only."""
     config = settings.load()
     panel = cluster_panel(context, resampled_series, clusters)
-    split = period_split(panel, config.timeseries.horizon, config.validation_periods)
+    split = split_of(config, panel)
     manager = fit_scalers(panel, split, config.scaling.method)
     context.add_output_metadata(
         {
@@ -147,6 +157,15 @@ class RunLog(TrainerCallback):
     group_name=GROUP,
     kinds={"pytorch"},
     pool=TRAINING_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "accuracy_gate",
+            asset="cluster_model",
+            blocking=True,
+            description="the newly trained model beats seasonal naive on the backtest "
+            "(MASE ratio below evaluation.max_relative_mase); otherwise it is not served",
+        )
+    ],
 )
 def cluster_model(
     context: dg.AssetExecutionContext,
@@ -154,11 +173,14 @@ def cluster_model(
     settings: ForecastSettingsResource,
     output_store: OutputStore,
     encoded_features: EncodedPanel,
+    scalers: ScalerManager,
     tuned_hyperparameters: TuningResult | None,
-) -> ClusterModel:
-    """The cluster's forecasting model (``model.type``, or the cluster's override in
-    ``model.per_cluster``) with the tuned hyperparameters when there are any, trained with
-    early stopping on the validation periods. Launch-time run config beats both. Runs in
+):  # MaterializeResult holding the served ClusterModel
+    """The model that serves the cluster. A new model (``model.type``, or the cluster's
+    override in ``model.per_cluster``, with the tuned hyperparameters when there are any,
+    trained with early stopping on the validation periods; launch-time run config beats
+    both) serves only if it passes the accuracy gate on the backtest; otherwise the model
+    that served before stays, or seasonal naive when there is none that passes. Runs in
     the training pool, so clusters queue for the device instead of sharing it."""
     key = context.partition_key
     loaded = settings.load()
@@ -195,41 +217,100 @@ def cluster_model(
         [RunLog(context.log)],
         checkpoint,
     )
+    candidate = model
+    served, decision, tested = accuracy_gate(
+        candidate,
+        previous_served_model(context, output_store, key),
+        encoded_features,
+        scalers,
+        season=loaded.timeseries.season,
+        threshold=loaded.evaluation.max_relative_mase,
+        nonnegative=loaded.nonnegative,
+        device=loaded.device,
+    )
     serving = ServingFiles()
-    if model_settings.onnx:
-        serving = export_for_serving(model, output_store.model_dir, context.partition_key)
-        for problem in serving.problems:
-            context.log.warning(problem)
-    result = model.training
-    context.add_output_metadata(
-        {
-            "model_type": model.model_type,
-            "quantiles": dg.MetadataValue.json(list(model.quantiles)),
-            "onnx": dg.MetadataValue.path(str(serving.onnx)) if serving.onnx else "none",
-            "torchscript": (
-                dg.MetadataValue.path(str(serving.torchscript)) if serving.torchscript else "none"
-            ),
-            "parameters": model.parameter_count,
-            "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history),
-            "stopped_early": result.stopped_early,
-            "best_validation_loss": result.best_validation_loss,
-            "training_seconds": round(result.seconds, 2),
-            "resumed_from_epoch": result.resumed_from_epoch,
-            "learning_rate": training.learning_rate,
-            "device": result.device,
-            "trained_at": model.trained_at,
-            "loss_curve": dg.MetadataValue.md(
-                markdown_image(loss_curve_plot(result.history, result.best_epoch), "loss curve")
-            ),
-        }
+    if decision.promoted:
+        if model_settings.onnx:
+            serving = export_for_serving(candidate, output_store.model_dir, key)
+            for problem in serving.problems:
+                context.log.warning(problem)
+        save_cluster_model(output_store.served_model_path(key), candidate)
+        context.log.info(f"accuracy gate {decision.reason}")
+    else:
+        context.log.warning(f"accuracy gate {decision.reason}")
+    served.extra["gate"] = decision.to_dict()
+    result = candidate.training
+    metadata = {
+        "served": decision.served,
+        "served_model_type": served.model_type,
+        "served_trained_at": served.trained_at,
+        "gate": decision.reason,
+        "backtest_mase": tested.metrics["mase"],
+        "backtest_mase_seasonal_naive": tested.baseline["mase"],
+        "candidate_relative_mase": decision.candidate_relative_mase,
+        "model_type": candidate.model_type,
+        "quantiles": dg.MetadataValue.json(list(candidate.quantiles)),
+        "onnx": dg.MetadataValue.path(str(serving.onnx)) if serving.onnx else "none",
+        "torchscript": (
+            dg.MetadataValue.path(str(serving.torchscript)) if serving.torchscript else "none"
+        ),
+        "parameters": candidate.parameter_count,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "best_validation_loss": result.best_validation_loss,
+        "training_seconds": round(result.seconds, 2),
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "learning_rate": training.learning_rate,
+        "device": result.device,
+        "trained_at": candidate.trained_at,
+        "loss_curve": dg.MetadataValue.md(
+            markdown_image(loss_curve_plot(result.history, result.best_epoch), "loss curve")
+        ),
+    }
+    gate_check = dg.AssetCheckResult(
+        check_name="accuracy_gate",
+        passed=decision.promoted,
+        # A rejection is a warning, not an error: the fallback already serves, so the
+        # cluster's evaluation and forecast go on with it.
+        severity=dg.AssetCheckSeverity.WARN,
+        description=decision.reason,
+        metadata={
+            "served": decision.served,
+            "candidate_relative_mase": decision.candidate_relative_mase,
+            "threshold": decision.threshold,
+            "candidate_mase": decision.candidate_mase,
+            "seasonal_naive_mase": decision.seasonal_naive_mase,
+        },
     )
     # Only now that the model is about to be stored may its checkpoint go.
     remove_checkpoints(output_store.checkpoint_dir, key)
-    return model
+    return dg.MaterializeResult(value=served, metadata=metadata, check_results=[gate_check])
 
 
-@dg.asset(partitions_def=cluster_partitions, group_name=GROUP)
+def previous_served_model(
+    context: dg.AssetExecutionContext, output_store: OutputStore, cluster: str
+) -> ClusterModel | None:
+    """The model that served ``cluster`` so far, if any; an unreadable one counts as none."""
+    try:
+        return load_cluster_model(output_store.served_model_path(cluster))
+    except ModelNotFoundError as error:
+        context.log.warning(f"{error}; the gate falls back to seasonal naive")
+        return None
+
+
+@dg.asset(
+    partitions_def=cluster_partitions,
+    group_name=GROUP,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "interval_coverage",
+            asset="evaluation_report",
+            description="the intervals' empirical coverage on the backtest is within "
+            "evaluation.coverage_tolerance of forecast.confidence",
+        )
+    ],
+)
 def evaluation_report(
     context: dg.AssetExecutionContext,
     settings: ForecastSettingsResource,
@@ -237,12 +318,14 @@ def evaluation_report(
     cluster_model: ClusterModel,
     encoded_features: EncodedPanel,
     scalers: ScalerManager,
-) -> EvaluationReport:
-    """Accuracy on the held-out last horizon (MSE, RMSE, MAE, MAPE, sMAPE, MASE, R²,
-    correlation), each next to seasonal naive on the same windows, and interval coverage."""
+):  # MaterializeResult holding the EvaluationReport
+    """The served model on the rolling-origin backtest: MSE, RMSE, MAE, MAPE, sMAPE, MASE,
+    RMSSE, WRMSSE, R², correlation and bias next to seasonal naive on the same windows, per
+    fold, per horizon step and per SKU; the intervals' coverage; the gate's decision; plots."""
     config = settings.load()
+    key = context.partition_key
     report = evaluate_cluster(
-        context.partition_key,
+        key,
         cluster_model,
         encoded_features,
         scalers,
@@ -252,47 +335,87 @@ def evaluation_report(
         device=config.device,
         engine=config.forecast.engine,
     )
-    history = _recent_history(encoded_features, periods=4 * encoded_features.horizon)
-    plot = forecast_vs_actual_plot(
-        report.predictions, history, f"{report.cluster}: held-out horizon"
-    )
-    path = output_store.write_report(
-        f"evaluation_{report.cluster}",
-        report.to_markdown() + "\n{forecast_vs_actual}\n",
-        {"forecast_vs_actual": plot},
-    )
-    context.add_output_metadata(
-        {
-            "mase": report.metrics["mase"],
-            "mase_seasonal_naive": report.baseline["mase"],
-            "smape": report.metrics["smape"],
-            "smape_seasonal_naive": report.baseline["smape"],
-            "beats_seasonal_naive": report.beats_seasonal_naive,
-            "interval_coverage": report.coverage,
-            **(
-                {"quantile_band_coverage": report.quantile_coverage}
-                if report.quantile_coverage is not None
-                else {}
+    tested = report.backtest
+    last_fold = report.predictions[report.predictions["fold"] == report.predictions["fold"].max()]
+    plots = {
+        "prediction_quality": prediction_quality_plot(
+            report.predictions, f"{key}: backtest prediction quality"
+        ),
+        "forecast_vs_actual": forecast_vs_actual_plot(
+            last_fold,
+            _recent_history(encoded_features, periods=4 * encoded_features.horizon),
+            f"{key}: last backtest fold",
+        ),
+        "error_by_step": error_by_step_plot(tested.by_step, f"{key}: error by horizon step"),
+        "error_by_fold": fold_metrics_plot(
+            tested.by_fold[["fold", "mase", "mase_seasonal_naive"]].rename(
+                columns={"mase": "model", "mase_seasonal_naive": "seasonal_naive"}
             ),
-            "report": dg.MetadataValue.md(report.to_markdown()),
-            "forecast_vs_actual": dg.MetadataValue.md(markdown_image(plot, "forecast vs actual")),
-            "report_path": dg.MetadataValue.path(str(path)),
-        }
+            f"{key}: MASE per backtest fold",
+        ),
+    }
+    history = cluster_model.training.history
+    if history:
+        plots["training_history"] = loss_curve_plot(history, cluster_model.training.best_epoch)
+    markdown = report.to_markdown()
+    path = output_store.write_report(
+        f"evaluation_{key}",
+        markdown + "".join(f"\n{{{name}}}\n" for name in plots),
+        plots,
     )
-    return report
+    tolerance = config.evaluation.coverage_tolerance
+    gap = report.coverage - report.confidence
+    coverage_check = dg.AssetCheckResult(
+        check_name="interval_coverage",
+        passed=bool(abs(gap) <= tolerance),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"intervals cover {report.coverage:.1%} of the backtest actuals against a nominal "
+            f"{report.confidence:.0%} (tolerance {tolerance:.0%})"
+        ),
+        metadata={"coverage": report.coverage, "nominal": report.confidence},
+    )
+    metadata = {
+        "model_type": report.model_type,
+        "folds": len(tested.origins),
+        "mase": report.metrics["mase"],
+        "mase_seasonal_naive": report.baseline["mase"],
+        "rmsse": report.metrics["rmsse"],
+        "rmsse_seasonal_naive": report.baseline["rmsse"],
+        "wrmsse": report.metrics["wrmsse"],
+        "smape": report.metrics["smape"],
+        "smape_seasonal_naive": report.baseline["smape"],
+        "bias": report.metrics["bias"],
+        "beats_seasonal_naive": report.beats_seasonal_naive,
+        "interval_coverage": report.coverage,
+        "interval_width": report.interval_width,
+        **(
+            {"quantile_band_coverage": report.quantile_coverage}
+            if report.quantile_coverage is not None
+            else {}
+        ),
+        "report": dg.MetadataValue.md(markdown),
+        **{
+            name: dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
+            for name, png in plots.items()
+        },
+        "report_path": dg.MetadataValue.path(str(path)),
+    }
+    return dg.MaterializeResult(value=report, metadata=metadata, check_results=[coverage_check])
 
 
 @dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"pandas"})
 def forecast_table(
     context: dg.AssetExecutionContext,
     settings: ForecastSettingsResource,
+    output_store: OutputStore,
     cluster_model: ClusterModel,
     encoded_features: EncodedPanel,
     scalers: ScalerManager,
     evaluation_report: EvaluationReport,
 ) -> pd.DataFrame:
-    """The next horizon for every SKU of the cluster, in original units, with lower/upper
-    bounds from the historical residuals at ``forecast.confidence``."""
+    """The next horizon for every SKU of the cluster from the served model, in original
+    units, with lower/upper bounds from the historical residuals at ``forecast.confidence``."""
     config = settings.load()
     table = forecast_cluster(
         context.partition_key,
@@ -304,8 +427,19 @@ def forecast_table(
         device=config.device,
         engine=config.forecast.engine,
     )
+    recent = _recent_history(encoded_features, periods=4 * encoded_features.horizon, end=None)
+    plot = forecast_report_plot(recent, table, f"{context.partition_key}: forecast")
+    path = output_store.write_report(
+        f"forecast_{context.partition_key}",
+        f"### Forecast of {context.partition_key} ({cluster_model.model_type})\n\n{{forecast}}\n",
+        {"forecast": plot},
+    )
     context.add_output_metadata(
         {
+            "model_type": cluster_model.model_type,
+            "trained_at": cluster_model.trained_at,
+            "forecast_plot": dg.MetadataValue.md(markdown_image(plot, "forecast")),
+            "report_path": dg.MetadataValue.path(str(path)),
             "engine": engine_for(cluster_model, config.forecast.engine),
             "rows": len(table),
             "skus": int(table["sku"].nunique()),
@@ -332,8 +466,19 @@ def encode_cluster(
         encoder,
         window=window or config.timeseries.window,
         horizon=config.timeseries.horizon,
-        split=period_split(panel, config.timeseries.horizon, config.validation_periods),
+        split=split_of(config, panel),
         stride=config.timeseries.stride,
+    )
+
+
+def split_of(config: Settings, panel: SalesPanel) -> PeriodSplit:
+    """Training, validation and backtest periods of ``panel`` under ``config``."""
+    return period_split(
+        panel,
+        config.timeseries.horizon,
+        config.validation_periods,
+        config.evaluation.folds,
+        config.backtest_step,
     )
 
 
@@ -348,10 +493,13 @@ def training_config(config: Settings, training: TrainingSettings) -> TrainingCon
     )
 
 
-def _recent_history(encoded: EncodedPanel, periods: int) -> pd.DataFrame:
-    start = max(encoded.split.test_origin - periods, 0)
-    dates = encoded.dates[start : encoded.split.test_origin]
-    values = encoded.raw[:, start : encoded.split.test_origin]
+def _recent_history(encoded: EncodedPanel, periods: int, end: int | None = -1) -> pd.DataFrame:
+    """The last ``periods`` of history before ``end`` (-1: the last fold's origin; None: the
+    end of the data) as a long frame."""
+    stop = encoded.split.test_origin if end == -1 else (end or encoded.split.n_periods)
+    start = max(stop - periods, 0)
+    dates = encoded.dates[start:stop]
+    values = encoded.raw[:, start:stop]
     return pd.DataFrame(
         {
             "sku": encoded.skus.repeat(len(dates)),

@@ -120,7 +120,13 @@ def test_static_context_depends_on_sku_and_attributes() -> None:
 
 
 def test_registry_builds_by_name_and_rejects_unknown() -> None:
-    assert sorted(available_model_types()) == ["advanced", "lightweight", "mixer", "standard"]
+    assert sorted(available_model_types()) == [
+        "advanced",
+        "ensemble",
+        "lightweight",
+        "mixer",
+        "standard",
+    ]
     model = build_model(
         "lightweight", n_skus=3, n_static=0, n_time_features=2, window=10, horizon=2
     )

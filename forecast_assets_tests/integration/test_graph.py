@@ -20,6 +20,21 @@ from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 
 pytestmark = pytest.mark.integration
 
+# The evaluation report's plots, each in the UI and beside the report's markdown.
+PLOTS = (
+    "prediction_quality",
+    "forecast_vs_actual",
+    "error_by_step",
+    "error_by_fold",
+    "training_history",
+)
+CHECKS = [
+    ("cluster_model", "accuracy_gate"),
+    ("evaluation_report", "interval_coverage"),
+    ("forecasts", "forecasts_schema"),
+    ("forecasts", "forecasts_complete"),
+]
+
 
 def test_whole_graph_produces_the_forecast_contract(
     write_settings, instance, tmp_path: Path
@@ -81,15 +96,33 @@ def test_whole_graph_produces_the_forecast_contract(
         assert set(report.baseline) == set(report.metrics)
         assert np.isfinite(report.metrics["mase"]) and np.isfinite(report.baseline["mase"])
         assert 0.0 <= report.coverage <= 1.0
+        # The default backtest: three folds half a horizon apart, ending at the last horizon.
+        origins = sorted(report.predictions["origin"].unique())
+        assert [pd.Timestamp(o) for o in origins] == list(panel.dates[[-13, -10, -7]])
+        assert len(report.backtest.by_fold) == 3 and len(report.backtest.by_step) == horizon
+        assert report.gate is not None and report.gate["served"] == "candidate"
         assert (output / "reports" / f"evaluation_{key}.md").is_file()
-        assert (
-            output / "reports" / f"evaluation_{key}_forecast_vs_actual.png"
-        ).stat().st_size > 1000
+        for plot in PLOTS:
+            assert (output / "reports" / f"evaluation_{key}_{plot}.png").stat().st_size > 1000
+        assert (output / "reports" / f"forecast_{key}_forecast.png").stat().st_size > 1000
         event = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
         assert event is not None
     metadata = event.asset_materialization.metadata
-    assert {"mase", "mase_seasonal_naive", "report", "forecast_vs_actual"} <= set(metadata)
-    assert "data:image/png;base64," in metadata["forecast_vs_actual"].value
+    assert {"mase", "mase_seasonal_naive", "rmsse", "wrmsse", "report", *PLOTS} <= set(metadata)
+    for plot in PLOTS:
+        assert "data:image/png;base64," in metadata[plot].value
+
+    # The combined report covers every cluster, and every check ran and passed.
+    summary = defs.load_asset_value("evaluation_summary", instance=instance)
+    assert sorted(summary["cluster"]) == sorted(keys)
+    assert (output / "reports" / "evaluation_summary_clusters_accuracy.png").is_file()
+    for asset, check in CHECKS:
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        )[dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        assert record is not None, check
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.passed or check == "interval_coverage", (check, evaluation.description)
 
     # One cluster partition can be materialized again on its own.
     again = defs.resolve_job_def("train_job").execute_in_process(

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
         pytest.param("advanced", {}, id="advanced"),
         # One family for the run, another for one cluster by override.
         pytest.param("mixer", {"cluster_1": {"type": "lightweight"}}, id="mixer+lightweight"),
+        pytest.param("ensemble", {}, id="ensemble"),
     ],
 )
 def test_whole_graph_trains_serves_and_forecasts_with_each_model_type(

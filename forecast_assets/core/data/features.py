@@ -12,8 +12,10 @@ from forecast_assets.core.data.time_features import calendar_feature_names, cale
 from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit, encode_panel
 
 
-def period_split(panel: SalesPanel, horizon: int, validation_periods: int) -> PeriodSplit:
-    split = PeriodSplit(panel.n_periods, horizon, validation_periods)
+def period_split(
+    panel: SalesPanel, horizon: int, validation_periods: int, folds: int = 1, step: int = 1
+) -> PeriodSplit:
+    split = PeriodSplit(panel.n_periods, horizon, validation_periods, folds, step)
     split.check()
     return split
 

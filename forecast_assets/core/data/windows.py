@@ -6,9 +6,16 @@ Periods before a SKU's first sale read as zero demand, so young SKUs still get w
 
 Split, on time only (no SKU is held out, no future leaks into fitting):
     [0, train_end)                   training targets; scalers are fitted here
-    [train_end, T - horizon)         validation targets (early stopping, interval residuals)
-    [T - horizon, T)                 test targets: the held-out last horizon for evaluation
+    [train_end, test_start)          validation targets (early stopping, interval residuals)
+    [test_start, T)                  backtest targets: ``folds`` rolling origins
+                                     test_start, test_start + step, ..., T - horizon, each
+                                     forecasting ``horizon`` periods (the last fold is the
+                                     held-out last horizon)
     origin T                         the forecast of the periods after the data
+
+No training or validation window has a target at or after ``test_start``, so every backtest
+fold is scored on periods the fitted weights never saw; a fold's inputs are the actual
+history before its origin, as they would have been on that day.
 """
 
 from __future__ import annotations
@@ -27,20 +34,40 @@ class PeriodSplit:
     n_periods: int
     horizon: int
     validation_periods: int
+    folds: int = 1  # rolling-origin backtest folds
+    step: int = 1  # periods between consecutive fold origins
+
+    @property
+    def test_periods(self) -> int:
+        """Periods held out for the backtest: the last horizon plus the earlier origins."""
+        return self.horizon + (self.folds - 1) * self.step
+
+    @property
+    def test_start(self) -> int:
+        """The first backtest origin; no fitted target reaches it."""
+        return self.n_periods - self.test_periods
 
     @property
     def train_end(self) -> int:
-        return self.n_periods - self.horizon - self.validation_periods
+        return self.test_start - self.validation_periods
 
     @property
     def test_origin(self) -> int:
+        """The last fold's origin: its targets are the last ``horizon`` periods."""
         return self.n_periods - self.horizon
 
+    @property
+    def fold_origins(self) -> list[int]:
+        return [self.test_start + fold * self.step for fold in range(self.folds)]
+
     def check(self) -> None:
+        if self.folds < 1 or self.step < 1:
+            raise ValueError(f"backtest folds and step must be >= 1: {self.folds}, {self.step}")
         if self.train_end < 1:
             raise InsufficientDataError(
                 f"{self.n_periods} periods cannot hold a training stretch, "
-                f"{self.validation_periods} validation periods and a {self.horizon}-period test"
+                f"{self.validation_periods} validation periods and a {self.test_periods}-period "
+                f"backtest ({self.folds} folds of {self.horizon} periods, {self.step} apart)"
             )
 
 
@@ -70,6 +97,14 @@ def sliding_windows(
     return WindowSet(rows[keep].astype(np.int64), tiled[keep].astype(np.int64))
 
 
+def backtest_windows(first_index: np.ndarray, split: PeriodSplit) -> WindowSet:
+    """One window per SKU and fold origin, ordered by fold, then SKU."""
+    folds = [sliding_windows(first_index, origin, origin) for origin in split.fold_origins]
+    return WindowSet(
+        np.concatenate([f.rows for f in folds]), np.concatenate([f.origins for f in folds])
+    )
+
+
 @dataclass
 class EncodedPanel:
     """A cluster's model-ready data: scaled history, calendar and static features, windows."""
@@ -87,7 +122,7 @@ class EncodedPanel:
     static_names: list[str]
     train: WindowSet
     validation: WindowSet
-    test: WindowSet
+    test: WindowSet  # backtest: every fold origin x SKU
     raw: np.ndarray  # [n_skus, T] demand in original units, NaN before each SKU's start
     encoder: object  # the fitted CategoricalEncoder, kept to encode new data the same way
     scaled_zero: np.ndarray  # [n_skus] float32: what zero demand scales to (for scale-free losses)
@@ -174,8 +209,8 @@ def encode_panel(
         calendar_names=calendar_names,
         static_names=static_names,
         train=sliding_windows(first_index, 1, last_train, stride),
-        validation=sliding_windows(first_index, split.train_end, split.test_origin - horizon),
-        test=sliding_windows(first_index, split.test_origin, split.test_origin),
+        validation=sliding_windows(first_index, split.train_end, split.test_start - horizon),
+        test=backtest_windows(first_index, split),
         raw=raw,
         encoder=encoder,
         scaled_zero=scaled_zero.astype(np.float32),

@@ -7,8 +7,10 @@ import typing
 
 from forecast_assets.core.errors import ModelNotFoundError
 from forecast_assets.core.models.base import ForecastModel
+from forecast_assets.core.models.ensemble import ENSEMBLE, EnsembleForecaster
 from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.mixer import MixerForecaster
+from forecast_assets.core.models.seasonal_naive import SeasonalNaiveForecaster
 from forecast_assets.core.models.transformer import TransformerForecaster
 from forecast_assets.core.models.transformer_v2 import TemporalFusionForecaster
 
@@ -17,7 +19,12 @@ MODEL_TYPES: dict[str, type[ForecastModel]] = {
     "advanced": TemporalFusionForecaster,
     "lightweight": TCNForecaster,
     "mixer": MixerForecaster,
+    ENSEMBLE: EnsembleForecaster,
 }
+
+# Served when no trained model passes the accuracy gate; rebuilt like a model, never trained.
+SEASONAL_NAIVE = "seasonal_naive"
+FALLBACK_TYPES: dict[str, type[ForecastModel]] = {SEASONAL_NAIVE: SeasonalNaiveForecaster}
 
 # Constructor arguments that come from the data, not from the settings.
 SIZE_ARGUMENTS = ("n_skus", "n_static", "n_time_features", "window", "horizon", "season_length")
@@ -37,7 +44,10 @@ def model_class(model_type: str) -> type[ForecastModel]:
 
 
 def build_model(model_type: str, **hyperparameters: object) -> ForecastModel:
-    """Instantiate a registered model with its hyperparameters."""
+    """Instantiate a registered model (or the seasonal naive fallback) with its
+    hyperparameters."""
+    if model_type in FALLBACK_TYPES:
+        return FALLBACK_TYPES[model_type](**hyperparameters)
     return model_class(model_type)(**hyperparameters)
 
 

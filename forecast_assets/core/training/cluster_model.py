@@ -15,13 +15,17 @@ import numpy as np
 import torch
 
 from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
+from forecast_assets.core.errors import ModelNotFoundError
 from forecast_assets.core.models.base import ForecastModel
-from forecast_assets.core.models.registry import build_model
+from forecast_assets.core.models.ensemble import ENSEMBLE
+from forecast_assets.core.models.registry import SEASONAL_NAIVE, SIZE_ARGUMENTS, build_model
+from forecast_assets.core.storage import atomic_write
 from forecast_assets.core.training.trainer import (
     Trainer,
     TrainerCallback,
     TrainingConfig,
     TrainingResult,
+    seed_everything,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,62 @@ class ClusterModel:
         model.load_state_dict(self.state_dict)
         return model.eval()
 
+    def fits(self, encoded: EncodedPanel) -> bool:
+        """Whether this model can forecast ``encoded``: the same SKUs in the same order and
+        the same input shapes (a new clustering or new attributes make it unusable)."""
+        sizes = {
+            "n_skus": encoded.n_skus,
+            "n_static": encoded.n_static_features,
+            "n_time_features": encoded.n_time_features,
+            "window": encoded.window,
+            "horizon": encoded.horizon,
+        }
+        same_shapes = all(self.hyperparameters.get(k) == v for k, v in sizes.items())
+        return same_shapes and list(self.skus) == list(encoded.skus)
+
+
+def seasonal_naive_model(encoded: EncodedPanel, season: int) -> ClusterModel:
+    """The seasonal naive forecaster of ``encoded``'s cluster as a ClusterModel."""
+    sizes = dict(
+        n_skus=encoded.n_skus,
+        n_static=encoded.n_static_features,
+        n_time_features=encoded.n_time_features,
+        window=encoded.window,
+        horizon=encoded.horizon,
+        season_length=season,
+    )
+    assert set(sizes) == set(SIZE_ARGUMENTS)
+    module = build_model(SEASONAL_NAIVE, **sizes)
+    return ClusterModel(
+        model_type=SEASONAL_NAIVE,
+        hyperparameters=dict(module.hyperparameters),
+        state_dict={},
+        skus=list(encoded.skus),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training=TrainingResult(
+            best_epoch=0, best_validation_loss=float("nan"), stopped_early=False, device="cpu"
+        ),
+    )
+
+
+def save_cluster_model(path: str | os.PathLike[str], model: ClusterModel) -> Path:
+    """Write ``model`` to ``path`` atomically (a reader sees the old model or the new one)."""
+    return atomic_write(path, lambda tmp: torch.save(model, tmp))
+
+
+def load_cluster_model(path: str | os.PathLike[str]) -> ClusterModel | None:
+    """The model stored at ``path``; None when there is none. An unreadable file raises
+    ModelNotFoundError naming it."""
+    if not Path(path).exists():
+        return None
+    try:
+        model = torch.load(path, weights_only=False)
+    except Exception as exc:
+        raise ModelNotFoundError(f"cannot read the stored model {path}: {exc}") from exc
+    if not isinstance(model, ClusterModel):
+        raise ModelNotFoundError(f"{path} holds a {type(model).__name__}, not a ClusterModel")
+    return model
+
 
 def train_cluster_model(
     encoded: EncodedPanel,
@@ -58,6 +118,9 @@ def train_cluster_model(
 ) -> ClusterModel:
     """Build a ``model_type`` model sized for ``encoded`` and train it with early stopping,
     resuming from ``checkpoint`` when an earlier attempt left one there."""
+    if model_type == ENSEMBLE:
+        return _train_ensemble(encoded, model_options, config, callbacks, checkpoint)
+    seed_everything(config.seed)  # the initial weights, too, follow from the seed
     model = build_model(
         model_type,
         n_skus=encoded.n_skus,
@@ -87,6 +150,71 @@ def train_cluster_model(
         training=result,
         parameter_count=model.parameter_count(),
         quantiles=tuple(model.quantiles),
+    )
+
+
+def _train_ensemble(
+    encoded: EncodedPanel,
+    model_options: Mapping[str, object],
+    config: TrainingConfig,
+    callbacks: Sequence[TrainerCallback],
+    checkpoint: str | os.PathLike[str] | None,
+) -> ClusterModel:
+    """Train every member on its own (each with early stopping and its own checkpoint),
+    then put their weights into one ensemble module."""
+    ensemble = build_model(
+        ENSEMBLE,
+        n_skus=encoded.n_skus,
+        n_static=encoded.n_static_features,
+        n_time_features=encoded.n_time_features,
+        window=encoded.window,
+        horizon=encoded.horizon,
+        **model_options,
+    )
+    trained = {}
+    for name, member in ensemble.members.items():
+        member_checkpoint = None
+        if checkpoint is not None:
+            path = Path(checkpoint)
+            member_checkpoint = path.with_name(f"{path.stem}-{name}{path.suffix}")
+        options = {**member.hyperparameters}
+        for size in SIZE_ARGUMENTS:
+            options.pop(size, None)
+        options["season_length"] = member.hyperparameters["season_length"]
+        trained[name] = train_cluster_model(
+            encoded, name, options, config, callbacks, member_checkpoint
+        )
+    ensemble.load_state_dict(
+        {
+            f"members.{name}.{key}": tensor
+            for name, model in trained.items()
+            for key, tensor in model.state_dict.items()
+        }
+    )
+    results = [model.training for model in trained.values()]
+    longest = max(results, key=lambda r: len(r.history))
+    return ClusterModel(
+        model_type=ENSEMBLE,
+        hyperparameters=dict(ensemble.hyperparameters),
+        state_dict={name: tensor.detach().cpu() for name, tensor in ensemble.state_dict().items()},
+        skus=list(encoded.skus),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training=TrainingResult(
+            best_epoch=longest.best_epoch,
+            best_validation_loss=float(np.mean([r.best_validation_loss for r in results])),
+            stopped_early=all(r.stopped_early for r in results),
+            device=longest.device,
+            history=longest.history,
+            seconds=sum(r.seconds for r in results),
+            resumed_from_epoch=max(r.resumed_from_epoch for r in results),
+        ),
+        parameter_count=ensemble.parameter_count(),
+        extra={
+            "members": {
+                name: {"best_epoch": m.training.best_epoch, "seconds": m.training.seconds}
+                for name, m in trained.items()
+            }
+        },
     )
 
 

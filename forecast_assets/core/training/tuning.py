@@ -475,6 +475,8 @@ def default_search_space(model_type: str, windows: Sequence[int] = ()) -> Search
         "learning_rate": FloatRange(1e-4, 3e-3, log=True),
         "batch_size": Categorical((128, 256, 512)),
     }
+    if "dropout" not in tunable_hyperparameters(model_type):  # e.g. the ensemble
+        del parameters["dropout"]
     if windows:
         parameters[WINDOW] = Categorical(tuple(int(w) for w in windows))
     return SearchSpace(parameters)

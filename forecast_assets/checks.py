@@ -1,0 +1,51 @@
+"""Asset checks on the published forecast table. The per-cluster checks (the accuracy gate
+on ``cluster_model``, interval coverage on ``evaluation_report``) are reported by those
+assets themselves, since they come out of the computation the asset already does."""
+
+import dagster as dg
+import pandas as pd
+
+from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.inference.forecast import (
+    forecast_completeness_problems,
+    forecast_schema_problems,
+)
+from forecast_assets.resources import ForecastSettingsResource
+
+
+def _result(problems: list[str], what: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) if problems else what,
+        metadata={"problems": dg.MetadataValue.json(problems)},
+    )
+
+
+@dg.asset_check(asset="forecasts", blocking=True)
+def forecasts_schema(
+    settings: ForecastSettingsResource, forecasts: pd.DataFrame
+) -> dg.AssetCheckResult:
+    """The contract's columns, finite numeric values, lower <= forecast <= upper, and no
+    negative demand unless the settings keep negative quantities."""
+    problems = forecast_schema_problems(forecasts, settings.load().nonnegative)
+    return _result(problems, f"{len(forecasts)} rows follow the forecast table's schema")
+
+
+@dg.asset_check(
+    asset="forecasts",
+    blocking=True,
+    additional_ins={"clusters": dg.AssetIn("clusters")},
+)
+def forecasts_complete(
+    settings: ForecastSettingsResource, forecasts: pd.DataFrame, clusters: ClusterResult
+) -> dg.AssetCheckResult:
+    """Every SKU of the current clustering is forecast exactly once per future period."""
+    horizon = settings.load().timeseries.horizon
+    problems = forecast_completeness_problems(forecasts, clusters.assignments, horizon)
+    return _result(
+        problems,
+        f"{forecasts['sku'].nunique()} SKUs, each forecast once for each of {horizon} periods",
+    )
+
+
+CHECKS = [forecasts_schema, forecasts_complete]
