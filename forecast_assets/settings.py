@@ -236,6 +236,12 @@ class TrainingSettings(_Section):
         ge=1,
         description="periods before the test horizon used for early stopping; empty = 2 x horizon",
     )
+    refit: bool = Field(
+        False,
+        description="after the gate passes a new model, train it again on all the data "
+        "(validation and backtest periods too) for the epochs early stopping chose, and serve "
+        "that; accuracy and intervals stay measured on the model that never saw the backtest",
+    )
 
     @model_validator(mode="after")
     def _combined_loss(self) -> TrainingSettings:

@@ -30,6 +30,7 @@ from forecast_assets.core.training.cluster_model import (
     ClusterModel,
     checkpoint_path,
     load_cluster_model,
+    refit_cluster_model,
     remove_checkpoints,
     save_cluster_model,
     train_cluster_model,
@@ -42,6 +43,9 @@ from forecast_assets.resources import ForecastSettingsResource, OutputStore
 from forecast_assets.settings import Settings, TrainingSettings, override_section
 
 GROUP = "per_cluster"
+# Training settings the graph applies itself (the split, the refit); the rest map one to one
+# onto the trainer's TrainingConfig.
+GRAPH_TRAINING_SETTINGS = {"validation_periods", "refit"}
 
 
 def cluster_panel(
@@ -230,12 +234,17 @@ def cluster_model(
     )
     serving = ServingFiles()
     if decision.promoted:
+        context.log.info(f"accuracy gate {decision.reason}")
+        if loaded.training.refit:
+            context.log.info("refitting on all the data, validation and backtest included")
+            served = refit_cluster_model(
+                candidate, encoded_features, model_options, training, [RunLog(context.log)]
+            )
         if model_settings.onnx:
-            serving = export_for_serving(candidate, output_store.model_dir, key)
+            serving = export_for_serving(served, output_store.model_dir, key)
             for problem in serving.problems:
                 context.log.warning(problem)
-        save_cluster_model(output_store.served_model_path(key), candidate)
-        context.log.info(f"accuracy gate {decision.reason}")
+        save_cluster_model(output_store.served_model_path(key), served)
     else:
         context.log.warning(f"accuracy gate {decision.reason}")
     served.extra["gate"] = decision.to_dict()
@@ -244,6 +253,7 @@ def cluster_model(
         "served": decision.served,
         "served_model_type": served.model_type,
         "served_trained_at": served.trained_at,
+        "refit": "refit" in served.extra and decision.promoted,
         "gate": decision.reason,
         "backtest_mase": tested.metrics["mase"],
         "backtest_mase_seasonal_naive": tested.baseline["mase"],
@@ -484,9 +494,10 @@ def split_of(config: Settings, panel: SalesPanel) -> PeriodSplit:
 
 def training_config(config: Settings, training: TrainingSettings) -> TrainingConfig:
     """The trainer's configuration: every training setting maps to the field of the same
-    name (the validation split is already applied in the encoded features)."""
+    name (the validation split is already applied in the encoded features; the refit is
+    the asset's doing)."""
     return TrainingConfig(
-        **training.model_dump(exclude={"validation_periods"}),
+        **training.model_dump(exclude=GRAPH_TRAINING_SETTINGS),
         season_length=config.timeseries.season,
         seed=config.seed,
         device=config.device,

@@ -36,7 +36,11 @@ from forecast_assets.core.metrics import (
     seasonal_naive_scale,
 )
 from forecast_assets.core.models.base import point_of
-from forecast_assets.core.training.cluster_model import ClusterModel, seasonal_naive_model
+from forecast_assets.core.training.cluster_model import (
+    ClusterModel,
+    evaluated_model,
+    seasonal_naive_model,
+)
 
 # Metrics that the per-fold table and the per-SKU table show.
 FOLD_METRICS = ("mase", "rmsse", "smape", "mae", "bias")
@@ -240,7 +244,11 @@ def accuracy_gate(
     rejected = f"rejected: {summary}, not below the gate's {threshold:g}"
     if previous is not None and previous.model_type != "seasonal_naive":
         if previous.fits(encoded):
-            earlier = run_backtest(previous, encoded, scalers, season, nonnegative, device)
+            # A refit model trained on periods that are in today's backtest: judge the model
+            # it was refit from, which did not.
+            earlier = run_backtest(
+                evaluated_model(previous), encoded, scalers, season, nonnegative, device
+            )
             if earlier.relative_mase < threshold:
                 reason = (
                     f"{rejected}; the previous {previous.model_type} model trained at "
@@ -291,6 +299,7 @@ class EvaluationReport:
     quantile_coverage: float | None = None
     pinball: dict[str, float] = field(default_factory=dict)
     gate: dict[str, object] | None = None  # GateDecision.to_dict() of the training run
+    refit: dict[str, object] | None = None  # epochs and windows when the served model is a refit
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -365,9 +374,14 @@ class EvaluationReport:
         )
 
     def _gate_line(self) -> str:
-        if not self.gate:
-            return ""
-        return f"Accuracy gate: {self.gate['reason']}.\n\n"
+        line = f"Accuracy gate: {self.gate['reason']}.\n\n" if self.gate else ""
+        if self.refit:
+            line += (
+                f"The served model is the same family refit on all the data "
+                f"({self.refit['windows']} windows, {self.refit['epochs']} epochs); the figures "
+                "below are those of the model it was refit from, which never saw the backtest.\n\n"
+            )
+        return line
 
     def _quantile_line(self) -> str:
         if self.quantile_band is None or self.quantile_coverage is None:
@@ -395,10 +409,12 @@ def evaluate_cluster(
 
     Coverage is honest: the backtest intervals use validation residuals only. The residual
     quantiles kept for forecasting pool validation and backtest residuals (the most recent
-    errors).
+    errors). A refit model is judged by the model it was refit from, which never saw the
+    backtest (its residuals then also make the intervals).
     """
-    tested = run_backtest(model, encoded, scalers, season, nonnegative, device, engine)
-    validation_residuals = _residuals(model, encoded, encoded.validation, device, engine)
+    judged = evaluated_model(model)
+    tested = run_backtest(judged, encoded, scalers, season, nonnegative, device, engine)
+    validation_residuals = _residuals(judged, encoded, encoded.validation, device, engine)
     if len(validation_residuals) == 0:  # e.g. one validation period shorter than the horizon
         validation_residuals = tested.residuals
     validation_quantiles = residual_quantiles(validation_residuals, confidence)
@@ -418,9 +434,9 @@ def evaluate_cluster(
     band = band_coverage = None
     pinball: dict[str, float] = {}
     if tested.quantiles is not None:
-        pinball = pinball_losses(tested.actual, tested.quantiles, model.quantiles)
-        if len(model.quantiles) > 1:
-            band = (model.quantiles[0], model.quantiles[-1])
+        pinball = pinball_losses(tested.actual, tested.quantiles, judged.quantiles)
+        if len(judged.quantiles) > 1:
+            band = (judged.quantiles[0], judged.quantiles[-1])
             band_coverage = interval_coverage(
                 tested.actual, tested.quantiles[..., 0], tested.quantiles[..., -1]
             )
@@ -443,6 +459,7 @@ def evaluate_cluster(
         quantile_coverage=band_coverage,
         pinball=pinball,
         gate=model.extra.get("gate"),
+        refit=model.extra.get("refit"),
     )
 
 

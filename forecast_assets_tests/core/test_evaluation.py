@@ -330,3 +330,35 @@ def test_schema_check_names_a_missing_column_and_allows_negatives_when_kept():
     negative = forecast_table()
     negative[["forecast", "lower", "upper"]] -= 10.0
     assert forecast_schema_problems(negative, nonnegative=False) == []
+
+
+# --- refit ----------------------------------------------------------------------------
+
+
+def test_refit_learns_from_every_period_and_is_judged_by_its_candidate():
+    from forecast_assets.core.training.cluster_model import refit_cluster_model, train_cluster_model
+    from forecast_assets.core.training.trainer import TrainingConfig
+
+    encoded, scalers = encode(weekly_panel())
+    everything = encoded.all_windows()
+    last_target = everything.origins.max() + HORIZON
+    assert last_target == N_PERIODS  # the refit sees the last period...
+    assert len(everything) > len(encoded.train) + len(encoded.validation)  # ...and the backtest
+    config = TrainingConfig(epochs=3, batch_size=64, max_windows_per_epoch=256, seed=1)
+    options = {"channels": 8, "season_length": SEASON}
+    candidate = train_cluster_model(encoded, "lightweight", options, config)
+    refit = refit_cluster_model(candidate, encoded, options, config)
+    assert refit.extra["evaluated_model"] is candidate
+    assert refit.extra["refit"] == {
+        "epochs": candidate.training.best_epoch,
+        "windows": len(everything),
+    }
+    assert len(refit.training.history) == candidate.training.best_epoch
+    changed = [
+        k for k in refit.state_dict if not torch.equal(refit.state_dict[k], candidate.state_dict[k])
+    ]
+    assert changed
+    judged = evaluate_cluster("c", refit, encoded, scalers, SEASON, confidence=0.9)
+    direct = evaluate_cluster("c", candidate, encoded, scalers, SEASON, confidence=0.9)
+    assert judged.metrics == direct.metrics and judged.coverage == direct.coverage
+    assert judged.refit is not None and "refit on all the data" in judged.to_markdown()

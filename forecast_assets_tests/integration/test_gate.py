@@ -89,3 +89,23 @@ def test_a_worse_model_does_not_replace_the_served_one(
     table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
     assert set(table.loc[table["cluster"] == other, "model"]) == {"seasonal_naive"}
     assert set(table.loc[table["cluster"] == key, "trained_at"]) == {pd.Timestamp(first.trained_at)}
+
+
+def test_refit_serves_a_model_of_all_the_data_judged_by_its_candidate(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    settings = write_settings({"training": {"refit": True}, "clustering": {"k_max": 2}})
+    defs = build_definitions(str(settings))
+    keys = run_graph(defs, instance)
+    for key in keys:
+        served = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+        encoded = defs.load_asset_value("encoded_features", partition_key=key, instance=instance)
+        candidate = served.extra["evaluated_model"]
+        assert served.extra["refit"]["windows"] == len(encoded.all_windows())
+        assert served.trained_at >= candidate.trained_at
+        report = defs.load_asset_value("evaluation_report", partition_key=key, instance=instance)
+        assert report.refit == served.extra["refit"]
+        # The published forecast is the refit model's, served through its own ONNX export.
+        assert served.onnx is not None and served.onnx != candidate.onnx
+        table = defs.load_asset_value("forecast_table", partition_key=key, instance=instance)
+        assert set(table["trained_at"]) == {pd.Timestamp(served.trained_at)}

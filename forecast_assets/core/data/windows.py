@@ -126,6 +126,13 @@ class EncodedPanel:
     raw: np.ndarray  # [n_skus, T] demand in original units, NaN before each SKU's start
     encoder: object  # the fitted CategoricalEncoder, kept to encode new data the same way
     scaled_zero: np.ndarray  # [n_skus] float32: what zero demand scales to (for scale-free losses)
+    stride: int = 1  # between training windows
+
+    def all_windows(self) -> WindowSet:
+        """Every window whose target the history holds (training, validation and backtest
+        periods alike), on the training stride: what a refit on all the data learns from."""
+        first_index = np.argmax(~np.isnan(self.raw), axis=1)
+        return sliding_windows(first_index, 1, self.split.n_periods - self.horizon, self.stride)
 
     @property
     def n_skus(self) -> int:
@@ -214,6 +221,7 @@ def encode_panel(
         raw=raw,
         encoder=encoder,
         scaled_zero=scaled_zero.astype(np.float32),
+        stride=stride,
     )
 
 

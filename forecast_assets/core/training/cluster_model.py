@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -151,6 +152,38 @@ def train_cluster_model(
         parameter_count=model.parameter_count(),
         quantiles=tuple(model.quantiles),
     )
+
+
+def refit_cluster_model(
+    candidate: ClusterModel,
+    encoded: EncodedPanel,
+    model_options: Mapping[str, object],
+    config: TrainingConfig,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> ClusterModel:
+    """``candidate``'s family trained again, from scratch, on every window whose target the
+    data holds (validation and backtest periods included), for the number of epochs early
+    stopping chose for ``candidate``. The refit model serves; ``candidate``, which never saw
+    the backtest, stays inside it as ``extra["evaluated_model"]`` so that accuracy and
+    intervals are still measured honestly."""
+    everything = encoded.all_windows()
+    # The last fold stands in as the validation set: with patience past the last epoch, it
+    # only picks the best epoch among the fixed budget, it stops nothing.
+    refit_data = dataclasses.replace(encoded, train=everything, validation=encoded.test)
+    epochs = max(candidate.training.best_epoch, 1)
+    refit_config = dataclasses.replace(config, epochs=epochs, patience=epochs + 1)
+    refit = train_cluster_model(
+        refit_data, candidate.model_type, model_options, refit_config, callbacks
+    )
+    refit.extra["evaluated_model"] = candidate
+    refit.extra["refit"] = {"epochs": epochs, "windows": len(everything)}
+    return refit
+
+
+def evaluated_model(model: ClusterModel) -> ClusterModel:
+    """The model whose backtest is honest: the candidate a refit model was refit from, or
+    the model itself."""
+    return model.extra.get("evaluated_model", model)
 
 
 def _train_ensemble(
