@@ -373,6 +373,11 @@ def evaluation_report(
         markdown + "".join(f"\n{{{name}}}\n" for name in plots),
         plots,
     )
+    # Per SKU and per fold, for planners who want to find the SKUs to watch.
+    by_sku = output_store.write_table(
+        f"reports/evaluation_{key}_by_sku", tested.by_sku.reset_index()
+    )
+    output_store.write_table(f"reports/evaluation_{key}_by_fold", tested.by_fold)
     tolerance = config.evaluation.coverage_tolerance
     gap = report.coverage - report.confidence
     coverage_check = dg.AssetCheckResult(
@@ -410,6 +415,7 @@ def evaluation_report(
             for name, png in plots.items()
         },
         "report_path": dg.MetadataValue.path(str(path)),
+        "by_sku_path": dg.MetadataValue.path(str(by_sku["csv"])),
     }
     return dg.MaterializeResult(value=report, metadata=metadata, check_results=[coverage_check])
 

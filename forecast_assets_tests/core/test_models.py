@@ -149,3 +149,28 @@ def test_untrained_tcn_is_exactly_seasonal_naive(season: int, window: int) -> No
     else:
         expected = past[:, -1:].expand(-1, 9)  # a season longer than the window: last value
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize(("season", "window", "seasons"), [(7, 30, 3), (7, 30, 9), (1, 10, 4)])
+def test_skip_path_can_start_as_the_mean_of_several_seasons(season, window, seasons) -> None:
+    from forecast_assets.core.models.components import SeasonalNaiveSkip
+
+    skip = SeasonalNaiveSkip(window, horizon=10, season_length=season, seasons=seasons)
+    past = torch.randn(4, window, dtype=torch.float32)
+    period = season if season > 1 else 1
+    count = min(seasons, window // period)  # no more seasons than the window holds
+    for step in range(10):
+        last = window - period + (step % period)
+        expected = past[:, [last - k * period for k in range(count)]].mean(dim=1)
+        torch.testing.assert_close(skip(past)[:, step], expected)
+    tcn = build_model(
+        "lightweight",
+        n_skus=2,
+        n_static=0,
+        n_time_features=2,
+        window=window,
+        horizon=10,
+        season_length=season,
+        skip_seasons=seasons,
+    )
+    assert tcn.hyperparameters["skip_seasons"] == seasons

@@ -105,6 +105,9 @@ def test_whole_graph_produces_the_forecast_contract(
         for plot in PLOTS:
             assert (output / "reports" / f"evaluation_{key}_{plot}.png").stat().st_size > 1000
         assert (output / "reports" / f"forecast_{key}_forecast.png").stat().st_size > 1000
+        by_sku = pd.read_csv(output / "reports" / f"evaluation_{key}_by_sku.csv")
+        assert set(by_sku["sku"]) == set(clusters.assignments.index[clusters.assignments == key])
+        assert {"mase", "rmsse", "mase_seasonal_naive"} <= set(by_sku.columns)
         event = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
         assert event is not None
     metadata = event.asset_materialization.metadata

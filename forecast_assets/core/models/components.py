@@ -106,21 +106,27 @@ class SeasonalNaiveSkip(nn.Linear):
     """Linear map past [B, window] -> [B, horizon] that starts as the seasonal naive forecast.
 
     Step h copies period ``window - m + (h mod m)``; with a season longer than the window (or
-    m = 1) it copies the last value. Models add their learned output to this path, and with a
-    zero-initialised last layer an untrained model is exactly seasonal naive, so training only
-    has to learn what improves on it.
+    m = 1) it copies the last value. With ``seasons`` k > 1 it starts as the mean of that
+    period in the last k seasons (as many as the window holds): on noisy demand a mean of
+    several seasons is a far better prior than one season's value. Models add their learned
+    output to this path, and with a zero-initialised last layer an untrained model is
+    exactly this forecast, so training only has to learn what improves on it.
     """
 
-    def __init__(self, window: int, horizon: int, season_length: int) -> None:
+    def __init__(self, window: int, horizon: int, season_length: int, seasons: int = 1) -> None:
         super().__init__(window, horizon)
+        if seasons < 1:
+            raise ValueError(f"skip_seasons must be >= 1, got {seasons}")
         with torch.no_grad():
             self.weight.zero_()
             self.bias.zero_()
+            seasonal = 1 < season_length <= window
+            period = season_length if seasonal else 1
+            count = max(1, min(seasons, window // period))
             for step in range(horizon):
-                if 1 < season_length <= window:
-                    self.weight[step, window - season_length + step % season_length] = 1.0
-                else:
-                    self.weight[step, window - 1] = 1.0
+                last = window - period + (step % period if seasonal else 0)
+                for back in range(count):
+                    self.weight[step, last - back * period] = 1.0 / count
 
 
 def zero_init(layer: nn.Linear) -> nn.Linear:

@@ -41,6 +41,7 @@ class TCNForecaster(ForecastModel):
         kernel_size: int = 3,
         dropout: float = 0.1,
         embedding_dim: int = 8,
+        skip_seasons: int = 1,
         season_length: int = 1,
     ) -> None:
         super().__init__()
@@ -55,7 +56,7 @@ class TCNForecaster(ForecastModel):
             nn.Dropout(dropout),
             zero_init(nn.Linear(channels, 1)),
         )
-        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length)
+        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length, skip_seasons)
 
     def forward(
         self,

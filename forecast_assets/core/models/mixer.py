@@ -96,6 +96,7 @@ class MixerForecaster(ForecastModel):
         dropout: float = 0.1,
         stochastic_depth: float = 0.05,
         embedding_dim: int = 16,
+        skip_seasons: int = 1,
         season_length: int = 1,
     ) -> None:
         super().__init__()
@@ -133,7 +134,7 @@ class MixerForecaster(ForecastModel):
             nn.Dropout(dropout),
             zero_init(nn.Linear(d_model, 1)),
         )
-        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length)
+        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length, skip_seasons)
 
     def forward(
         self,

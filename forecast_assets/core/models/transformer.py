@@ -62,6 +62,7 @@ class TransformerForecaster(ForecastModel):
         film: bool = True,
         stochastic_depth: float = 0.0,
         improved_head: bool = True,
+        skip_seasons: int = 1,
         season_length: int = 1,
     ) -> None:
         super().__init__()
@@ -113,7 +114,7 @@ class TransformerForecaster(ForecastModel):
             )
         else:
             self.head = zero_init(nn.Linear(d_model, 1))
-        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length)
+        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length, skip_seasons)
 
     def encode(self, past: torch.Tensor, past_time: torch.Tensor, context: torch.Tensor):
         # past [B, W], past_time [B, W, F], context [B, D] -> memory [B, W, D]

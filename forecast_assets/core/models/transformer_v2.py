@@ -95,6 +95,7 @@ class TemporalFusionForecaster(ForecastModel):
         stochastic_depth: float = 0.0,
         embedding_dim: int = 8,
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        skip_seasons: int = 1,
         season_length: int = 1,
     ) -> None:
         super().__init__()
@@ -171,7 +172,7 @@ class TemporalFusionForecaster(ForecastModel):
                 elif q <= j < self.median:
                     offsets[j, q] = -1.0
         self.register_buffer("quantile_offsets", offsets, persistent=False)
-        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length)
+        self.autoregressive = SeasonalNaiveSkip(window, horizon, season_length, skip_seasons)
 
     def forward(
         self,
