@@ -399,6 +399,12 @@ class Settings(BaseSettings):
                 f"timeseries.min_history ({self.timeseries.min_history}) must be at least "
                 f"backtest periods + validation periods + 1 = {needed}"
             )
+        if self.validation_periods < self.timeseries.horizon:
+            # A validation window needs a whole horizon of targets inside the stretch.
+            raise ValueError(
+                f"training.validation_periods ({self.validation_periods}) must be at least "
+                f"timeseries.horizon ({self.timeseries.horizon})"
+            )
         self._models_build()
         self._search_space_fits()
         overlap = set(self.data.categorical_columns) & set(self.data.multilabel_columns)

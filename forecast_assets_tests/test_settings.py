@@ -198,3 +198,9 @@ def test_bad_model_and_loss_settings_fail_at_load_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings(write(tmp_path, text))
+
+
+def test_validation_shorter_than_the_horizon_is_refused(tmp_path: Path) -> None:
+    text = "timeseries:\n  horizon: 12\ntraining:\n  validation_periods: 6\n"
+    with pytest.raises(ConfigurationError, match=r"validation_periods \(6\).*horizon \(12\)"):
+        load_settings(write(tmp_path, text))
