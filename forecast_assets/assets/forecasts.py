@@ -1,8 +1,11 @@
 """The combined forecast table that users consume."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
+from forecast_assets.assets.inputs import per_cluster
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.inference.forecast import combine_forecasts
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
@@ -14,19 +17,20 @@ def forecasts(
     settings: ForecastSettingsResource,
     output_store: OutputStore,
     clusters: ClusterResult,
-    forecast_table: dict[str, pd.DataFrame],
+    forecast_table: Any,  # {cluster: table}; the bare table when there is one cluster
 ) -> pd.DataFrame:
     """All clusters' forecasts as one table (sku, date, forecast, lower, upper, cluster, model,
     trained_at), checked so every clustered SKU appears once per future period, and written
     to ``<output.dir>/forecasts.parquet`` and ``.csv``."""
     horizon = settings.load().timeseries.horizon
-    table = combine_forecasts(forecast_table, clusters.assignments, horizon)
+    tables = per_cluster(context, "forecast_table", forecast_table)
+    table = combine_forecasts(tables, clusters.assignments, horizon)
     paths = output_store.write_table("forecasts", table)
     context.add_output_metadata(
         {
             "rows": len(table),
             "skus": int(table["sku"].nunique()),
-            "clusters": len(forecast_table),
+            "clusters": len(tables),
             "first_date": str(table["date"].min().date()),
             "last_date": str(table["date"].max().date()),
             "parquet": dg.MetadataValue.path(str(paths["parquet"])),

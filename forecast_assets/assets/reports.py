@@ -1,11 +1,13 @@
 """The report over every cluster: how good the served forecasts are, in one place."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
+from forecast_assets.assets.inputs import per_cluster
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.evaluation import (
-    EvaluationReport,
     combined_markdown,
     combined_summary,
     overall_metrics,
@@ -19,12 +21,13 @@ def evaluation_summary(
     context: dg.AssetExecutionContext,
     output_store: OutputStore,
     clusters: ClusterResult,
-    evaluation_report: dict[str, EvaluationReport],
+    evaluation_report: Any,  # {cluster: report}; the bare report when there is one cluster
 ) -> pd.DataFrame:
     """One row per cluster (served model, backtest MASE / RMSSE / sMAPE next to seasonal
     naive, interval coverage, the gate's verdict) and the figures over all SKUs, written to
     ``<output.dir>/reports/evaluation_summary.md`` with its plots."""
-    reports = {key: evaluation_report[key] for key in clusters.keys if key in evaluation_report}
+    every = per_cluster(context, "evaluation_report", evaluation_report)
+    reports = {key: every[key] for key in clusters.keys if key in every}
     summary = combined_summary(reports)
     overall = overall_metrics(reports)
     plots = {

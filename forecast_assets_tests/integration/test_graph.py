@@ -243,3 +243,15 @@ def test_training_settings_can_be_overridden_at_launch(write_settings, instance,
     error = root_cause(result)
     assert error.cls_name == "ConfigurationError"
     assert "run config" in error.message and "learning_rate" in error.message
+
+
+def test_a_single_cluster_publishes_like_several(write_settings, instance, tmp_path: Path) -> None:
+    # With one partition, Dagster hands the unpartitioned assets the bare value, not a dict.
+    defs = build_definitions(str(write_settings({"clustering": {"k_min": 1, "k_max": 1}})))
+    keys = run_graph(defs, instance)
+    assert keys == ["cluster_0"]
+    table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
+    panel = defs.load_asset_value("resampled_series", instance=instance)
+    assert set(table["cluster"]) == {"cluster_0"} and set(table["sku"]) == set(panel.skus)
+    summary = defs.load_asset_value("evaluation_summary", instance=instance)
+    assert list(summary["cluster"]) == ["cluster_0"]
