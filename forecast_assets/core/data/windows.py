@@ -146,6 +146,16 @@ class EncodedPanel:
     def n_static_features(self) -> int:
         return self.static.shape[1]
 
+    def model_sizes(self) -> dict[str, int]:
+        """The constructor arguments every model takes from the data (season_length aside)."""
+        return {
+            "n_skus": self.n_skus,
+            "n_static": self.n_static_features,
+            "n_time_features": self.n_time_features,
+            "window": self.window,
+            "horizon": self.horizon,
+        }
+
     def forecast_windows(self) -> WindowSet:
         """One window per SKU whose horizon is the periods after the data."""
         rows = np.arange(self.n_skus, dtype=np.int64)

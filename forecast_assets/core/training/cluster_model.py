@@ -55,27 +55,14 @@ class ClusterModel:
     def fits(self, encoded: EncodedPanel) -> bool:
         """Whether this model can forecast ``encoded``: the same SKUs in the same order and
         the same input shapes (a new clustering or new attributes make it unusable)."""
-        sizes = {
-            "n_skus": encoded.n_skus,
-            "n_static": encoded.n_static_features,
-            "n_time_features": encoded.n_time_features,
-            "window": encoded.window,
-            "horizon": encoded.horizon,
-        }
+        sizes = encoded.model_sizes()
         same_shapes = all(self.hyperparameters.get(k) == v for k, v in sizes.items())
         return same_shapes and list(self.skus) == list(encoded.skus)
 
 
 def seasonal_naive_model(encoded: EncodedPanel, season: int) -> ClusterModel:
     """The seasonal naive forecaster of ``encoded``'s cluster as a ClusterModel."""
-    sizes = dict(
-        n_skus=encoded.n_skus,
-        n_static=encoded.n_static_features,
-        n_time_features=encoded.n_time_features,
-        window=encoded.window,
-        horizon=encoded.horizon,
-        season_length=season,
-    )
+    sizes = {**encoded.model_sizes(), "season_length": season}
     assert set(sizes) == set(SIZE_ARGUMENTS)
     module = build_model(SEASONAL_NAIVE, **sizes)
     return ClusterModel(
@@ -122,15 +109,7 @@ def train_cluster_model(
     if model_type == ENSEMBLE:
         return _train_ensemble(encoded, model_options, config, callbacks, checkpoint)
     seed_everything(config.seed)  # the initial weights, too, follow from the seed
-    model = build_model(
-        model_type,
-        n_skus=encoded.n_skus,
-        n_static=encoded.n_static_features,
-        n_time_features=encoded.n_time_features,
-        window=encoded.window,
-        horizon=encoded.horizon,
-        **model_options,
-    )
+    model = build_model(model_type, **encoded.model_sizes(), **model_options)
     trainer = Trainer(config, callbacks, checkpoint)
     result = trainer.fit(
         model, WindowDataset(encoded, encoded.train), WindowDataset(encoded, encoded.validation)
@@ -195,15 +174,7 @@ def _train_ensemble(
 ) -> ClusterModel:
     """Train every member on its own (each with early stopping and its own checkpoint),
     then put their weights into one ensemble module."""
-    ensemble = build_model(
-        ENSEMBLE,
-        n_skus=encoded.n_skus,
-        n_static=encoded.n_static_features,
-        n_time_features=encoded.n_time_features,
-        window=encoded.window,
-        horizon=encoded.horizon,
-        **model_options,
-    )
+    ensemble = build_model(ENSEMBLE, **encoded.model_sizes(), **model_options)
     trained = {}
     for name, member in ensemble.members.items():
         member_checkpoint = None
