@@ -353,7 +353,9 @@ def evaluation_report(
         ),
         "forecast_vs_actual": forecast_vs_actual_plot(
             last_fold,
-            _recent_history(encoded_features, periods=4 * encoded_features.horizon),
+            _recent_history(
+                encoded_features, 4 * encoded_features.horizon, encoded_features.split.test_origin
+            ),
             f"{key}: last backtest fold",
         ),
         "error_by_step": error_by_step_plot(tested.by_step, f"{key}: error by horizon step"),
@@ -443,7 +445,9 @@ def forecast_table(
         device=config.device,
         engine=config.forecast.engine,
     )
-    recent = _recent_history(encoded_features, periods=4 * encoded_features.horizon, end=None)
+    recent = _recent_history(
+        encoded_features, 4 * encoded_features.horizon, encoded_features.split.n_periods
+    )
     plot = forecast_report_plot(recent, table, f"{context.partition_key}: forecast")
     path = output_store.write_report(
         f"forecast_{context.partition_key}",
@@ -510,10 +514,8 @@ def training_config(config: Settings, training: TrainingSettings) -> TrainingCon
     )
 
 
-def _recent_history(encoded: EncodedPanel, periods: int, end: int | None = -1) -> pd.DataFrame:
-    """The last ``periods`` of history before ``end`` (-1: the last fold's origin; None: the
-    end of the data) as a long frame."""
-    stop = encoded.split.test_origin if end == -1 else (end or encoded.split.n_periods)
+def _recent_history(encoded: EncodedPanel, periods: int, stop: int) -> pd.DataFrame:
+    """The ``periods`` of history before period ``stop``, as a long frame."""
     start = max(stop - periods, 0)
     dates = encoded.dates[start:stop]
     values = encoded.raw[:, start:stop]

@@ -100,11 +100,14 @@ def combine_forecasts(
             )
         parts.append(table)
     combined = pd.concat(parts, ignore_index=True).sort_values(["sku", "date"], ignore_index=True)
-    counts = combined.groupby("sku")["date"].agg(["size", "nunique"])
-    wrong = counts[(counts["size"] != horizon) | (counts["nunique"] != horizon)]
-    if not wrong.empty:
+    # The same rule the forecasts_complete check applies to the published table.
+    problems = forecast_completeness_problems(combined, assignments, horizon)
+    if problems:
+        counts = combined.groupby("sku")["date"].agg(["size", "nunique"])
+        wrong = counts[(counts["size"] != horizon) | (counts["nunique"] != horizon)]
         raise DataValidationError(
-            f"{len(wrong)} SKU(s) do not have exactly one forecast per each of {horizon} periods",
+            f"not every SKU has exactly one forecast for each of {horizon} periods: "
+            + "; ".join(problems),
             source="forecasts",
             column="date",
             values=wrong.index[:5].tolist(),
