@@ -4,7 +4,7 @@ import dagster as dg
 
 from forecast_assets.assets.clustering import clusters, metafeatures
 from forecast_assets.assets.forecasts import forecasts
-from forecast_assets.assets.ingest import raw_sales, resampled_series
+from forecast_assets.assets.ingest import landing_files_accepted, raw_sales, resampled_series
 from forecast_assets.assets.per_cluster import (
     cluster_model,
     encoded_features,
@@ -15,8 +15,17 @@ from forecast_assets.assets.per_cluster import (
 from forecast_assets.assets.reports import evaluation_summary
 from forecast_assets.assets.tuning import tuned_hyperparameters
 from forecast_assets.checks import CHECKS
-from forecast_assets.jobs import build_train_job, build_tune_job, forecasts_job, ingest_job
+from forecast_assets.jobs import (
+    build_refresh_job,
+    build_train_job,
+    build_tune_job,
+    forecasts_job,
+    ingest_job,
+    sales_ingest_job,
+)
 from forecast_assets.resources import build_resources
+from forecast_assets.schedules import build_nightly_retrain
+from forecast_assets.sensors import build_sensors
 from forecast_assets.settings import load_settings
 
 ASSETS = [
@@ -43,15 +52,20 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
     """
     settings = load_settings(settings_file)
     resources = build_resources(settings_file, settings)
+    jobs = {
+        "ingest_job": ingest_job,
+        "sales_ingest_job": sales_ingest_job,
+        "train_job": build_train_job(settings.gpu),
+        "tune_job": build_tune_job(settings.gpu),
+        "refresh_job": build_refresh_job(settings.gpu),
+        "forecasts_job": forecasts_job,
+    }
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=CHECKS,
-        jobs=[
-            ingest_job,
-            build_train_job(settings.gpu),
-            build_tune_job(settings.gpu),
-            forecasts_job,
-        ],
+        asset_checks=[*CHECKS, landing_files_accepted],
+        jobs=list(jobs.values()),
+        schedules=[build_nightly_retrain(settings.automation, ingest_job)],
+        sensors=build_sensors(settings, jobs),
         resources=resources,
     )
 

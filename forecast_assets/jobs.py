@@ -24,10 +24,27 @@ CLUSTER_ASSETS = [
     "forecast_table",
 ]
 
+# Runs that write the sales history carry this tag; the run queue (dagster.yaml) lets one
+# run at a time write it (the store also locks, so this only saves waiting on the lock).
+HISTORY_TAG_KEY = "forecast_assets/history"
+HISTORY_RUN_TAGS = {HISTORY_TAG_KEY: "write"}
+# Refreshing a forecast reuses the served models: the features are rebuilt on the new history.
+REFRESH_ASSETS = ["encoded_features", "forecast_table"]
+
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(*INGEST_ASSETS),
-    description="Load and validate sales, resample, compute metafeatures and (re)cluster SKUs.",
+    tags=HISTORY_RUN_TAGS,
+    description="Bring the sales history up to date, resample, compute metafeatures and "
+    "(re)cluster SKUs. After it succeeds, retrain_after_clustering trains every cluster.",
+)
+
+sales_ingest_job = dg.define_asset_job(
+    "sales_ingest_job",
+    selection=dg.AssetSelection.assets("raw_sales", "resampled_series"),
+    tags=HISTORY_RUN_TAGS,
+    description="Merge new landing files into the sales history and resample it (started by "
+    "new_sales_sensor; refused files go to quarantine and fail the run with the reason).",
 )
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
@@ -60,6 +77,16 @@ def build_train_job(gpu: GpuSettings):
         selection=dg.AssetSelection.assets(*CLUSTER_ASSETS),
         tags=gpu_run_tags(gpu),
         description="For one cluster partition: scalers, features, model, evaluation and forecast.",
+    )
+
+
+def build_refresh_job(gpu: GpuSettings):
+    return dg.define_asset_job(
+        "refresh_job",
+        selection=dg.AssetSelection.assets(*REFRESH_ASSETS),
+        tags=gpu_run_tags(gpu),
+        description="For one cluster partition: rebuild the features on the current history "
+        "and forecast again with the served model (no training).",
     )
 
 

@@ -50,6 +50,11 @@ class OutputStore(dg.ConfigurableResource):
         return atomic_write_text(folder / f"{name}.md", markdown)
 
     @property
+    def history_dir(self) -> Path:
+        """``<base_dir>/history``: the sales history store that new files are merged into."""
+        return Path(self.base_dir) / "history"
+
+    @property
     def checkpoint_dir(self) -> Path:
         """``<base_dir>/checkpoints``: training state of unfinished runs, for resuming."""
         return Path(self.base_dir) / "checkpoints"

@@ -9,9 +9,12 @@ started through the Makefile).
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
@@ -67,7 +70,24 @@ class DataSettings(_Section):
     categorical_columns: list[str] = Field([], description="static SKU attributes, one-hot")
     multilabel_columns: list[str] = Field([], description="attributes holding several labels")
     multilabel_separator: str = "|"
-    landing_dir: str = Field("data/landing", description="where new sales files arrive")
+    landing_dir: str = Field(
+        "data/landing", description="where new sales files arrive (watched by new_sales_sensor)"
+    )
+    quarantine_dir: str | None = Field(
+        None,
+        description="where refused landing files go, each with a .reason.txt beside it; "
+        "empty = <landing_dir>/quarantine",
+    )
+    encoding: str = Field("utf-8", description="text encoding of CSV files")
+    max_quantity: float | None = Field(
+        1e9, gt=0, description="files holding a larger quantity are refused; empty = no limit"
+    )
+    max_future_days: int | None = Field(
+        7,
+        ge=0,
+        description="files with rows dated more than this many days after today are refused; "
+        "empty = no limit",
+    )
     duplicates: Literal["sum", "mean", "max", "last", "error"] = Field(
         "sum", description="rule for several rows of one (sku, date) in one file"
     )
@@ -87,7 +107,36 @@ class DataSettings(_Section):
             sku_separator=self.sku_separator,
             duplicates=self.duplicates,
             negative_quantities=self.negative_quantities,
+            encoding=self.encoding,
+            max_quantity=self.max_quantity,
+            max_future_days=self.max_future_days,
         )
+
+    @property
+    def quarantine_path(self) -> Path:
+        return Path(self.quarantine_dir or Path(self.landing_dir) / "quarantine")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"'{value}' is not a known text encoding") from None
+        return value
+
+    @model_validator(mode="after")
+    def _attributes_keep_their_names(self) -> DataSettings:
+        # The loader names its own columns sku, quantity and date; an attribute column with
+        # one of these names would silently replace them.
+        reserved = {"sku", "quantity", "date"}
+        for name in [*self.categorical_columns, *self.multilabel_columns]:
+            if name in reserved:
+                raise ValueError(
+                    f"attribute column '{name}' has the name of a standard column "
+                    f"({', '.join(sorted(reserved))}); rename it in the data"
+                )
+        return self
 
     @field_validator("sku_columns", "categorical_columns", "multilabel_columns", mode="before")
     @classmethod
@@ -351,6 +400,56 @@ class GpuSettings(_Section):
     )
 
 
+class AutomationSettings(_Section):
+    """What runs on its own: the nightly retraining schedule and the sensors (README:
+    "What runs when")."""
+
+    enabled: bool = Field(
+        True,
+        description="the schedule and sensors run as soon as the daemon loads the code "
+        "location; false = they start stopped (switch them on in the UI)",
+    )
+    retrain_cron: str = Field("0 2 * * *", description="nightly_retrain schedule (cron)")
+    timezone: str = Field("UTC", description="time zone of retrain_cron, e.g. Europe/Berlin")
+    landing_interval_seconds: int = Field(
+        30, ge=1, description="how often new_sales_sensor looks into data.landing_dir"
+    )
+    settle_seconds: float = Field(
+        60,
+        ge=0,
+        description="a landing file is ingested once two looks see it unchanged, or once it "
+        "has not changed for this long",
+    )
+    max_files_per_run: int = Field(100, ge=1, description="landing files ingested by one run")
+    chain_interval_seconds: int = Field(
+        30, ge=1, description="how often the sensors that chain runs (refresh, publish) look"
+    )
+    forecast_max_age_hours: float = Field(
+        26, gt=0, description="forecasts_fresh fails when the forecast table is older"
+    )
+    failure_webhook_url: str | None = Field(
+        None, description="failed runs are posted here as JSON ({text, job, partition, ...})"
+    )
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        field = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
+        parts = value.split()
+        if len(parts) != 5 or not all(re.fullmatch(field, part) for part in parts):
+            raise ValueError(f"'{value}' is not a five-field cron expression like '0 2 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a known time zone") from None
+        return value
+
+
 class OutputSettings(_Section):
     dir: str = Field(".forecast", description="forecasts.parquet / .csv and reports land here")
 
@@ -372,6 +471,7 @@ class Settings(BaseSettings):
     forecast: ForecastSettings = ForecastSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     gpu: GpuSettings = GpuSettings()
+    automation: AutomationSettings = AutomationSettings()
     output: OutputSettings = OutputSettings()
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"

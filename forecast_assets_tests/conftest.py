@@ -65,3 +65,16 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("FORECAST_"):
             monkeypatch.delenv(name)
+
+
+def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):
+    """One evaluation of a sensor, called the way the daemon calls it: returns the run
+    requests and the cursor the daemon would store."""
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    result = sensor(context)
+    if isinstance(result, dg.SensorResult):
+        return list(result.run_requests or []), result.cursor or cursor
+    if isinstance(result, dg.RunRequest):
+        return [result], cursor
+    return list(result or []) if isinstance(result, list) else [], cursor

@@ -9,7 +9,7 @@ import pytest
 
 from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.definitions import build_definitions, defs
-from forecast_assets.jobs import GPU_TAG_KEY, TRAINING_POOL
+from forecast_assets.jobs import GPU_TAG_KEY, HISTORY_TAG_KEY, TRAINING_POOL
 
 DESIGN_ASSETS = {
     "raw_sales",
@@ -30,7 +30,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_job_resolves() -> None:
     jobs = {job.name: job for job in defs.resolve_all_job_defs()}
-    assert {"ingest_job", "train_job", "tune_job", "forecasts_job"} <= set(jobs)
+    assert {
+        "ingest_job",
+        "sales_ingest_job",
+        "train_job",
+        "tune_job",
+        "refresh_job",
+        "forecasts_job",
+    } <= set(jobs)
     for job in jobs.values():
         assert job.graph.node_defs, job.name
 
@@ -46,6 +53,8 @@ def test_asset_checks_cover_the_gate_coverage_and_the_published_table() -> None:
         ("evaluation_report", "interval_coverage"),
         ("forecasts", "forecasts_schema"),
         ("forecasts", "forecasts_complete"),
+        ("forecasts", "forecasts_fresh"),
+        ("raw_sales", "landing_files_accepted"),
     }
     assert specs[("cluster_model", "accuracy_gate")].blocking
     assert specs[("forecasts", "forecasts_complete")].blocking
@@ -87,6 +96,33 @@ def test_training_job_carries_the_gpu_tag_the_run_queue_limits(tmp_path: Path) -
         config.run_queue_config.tag_concurrency_limits
     )
     assert config.pool_config.default_pool_limit == 1
+    assert {"key": HISTORY_TAG_KEY, "value": "write", "limit": 1} in (
+        config.run_queue_config.tag_concurrency_limits
+    )
+
+
+def test_history_writers_take_turns_and_crashed_runs_are_retried(tmp_path: Path) -> None:
+    for job in ("ingest_job", "sales_ingest_job"):
+        assert defs.resolve_job_def(job).tags[HISTORY_TAG_KEY] == "write"
+    assert defs.resolve_job_def("refresh_job").tags[GPU_TAG_KEY] == "true"
+    (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_retries_enabled
+        assert instance.run_retries_max_retries == 2
+        # Bad data fails the same way again: only runs whose worker died are retried.
+        assert not instance.run_retries_retry_on_asset_or_op_failure
+
+
+def test_the_schedule_and_every_sensor_are_defined() -> None:
+    assert {schedule.name for schedule in defs.schedules} == {"nightly_retrain"}
+    assert {sensor.name for sensor in defs.sensors} == {
+        "new_sales_sensor",
+        "refresh_after_new_sales",
+        "retrain_after_clustering",
+        "publish_forecasts",
+        "forecast_freshness",
+        "report_run_failures",
+    }
 
 
 def test_invalid_settings_stop_the_definitions_from_loading(tmp_path: Path) -> None:

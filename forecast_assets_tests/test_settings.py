@@ -93,6 +93,13 @@ def test_single_sku_column_may_be_a_plain_name(tmp_path: Path) -> None:
         ("clustering:\n  k_min: 5\n  k_max: 2\n", "clustering"),
         ("forecast:\n  confidence: 1.5\n", "forecast.confidence"),
         ("timeseries:\n  horizon: 30\n  min_history: 40\n", "min_history"),
+        ("automation:\n  retrain_cron: every night\n", "automation.retrain_cron"),
+        ("automation:\n  retrain_cron: '0 2 * *'\n", "automation.retrain_cron"),
+        ("automation:\n  timezone: Mars/Olympus\n", "automation.timezone"),
+        ("automation:\n  forecast_max_age_hours: 0\n", "automation.forecast_max_age_hours"),
+        ("data:\n  encoding: klingon\n", "data.encoding"),
+        ("data:\n  categorical_columns: [sku]\n", "data"),
+        ("data:\n  multilabel_columns: [quantity]\n", "data"),
     ],
 )
 def test_invalid_settings_name_the_field(tmp_path: Path, text: str, field: str) -> None:
@@ -204,3 +211,17 @@ def test_validation_shorter_than_the_horizon_is_refused(tmp_path: Path) -> None:
     text = "timeseries:\n  horizon: 12\ntraining:\n  validation_periods: 6\n"
     with pytest.raises(ConfigurationError, match=r"validation_periods \(6\).*horizon \(12\)"):
         load_settings(write(tmp_path, text))
+
+
+def test_automation_and_landing_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "data:\n  landing_dir: incoming\n"))
+    assert settings.automation.retrain_cron == "0 2 * * *"
+    assert settings.automation.enabled
+    assert settings.data.quarantine_path == Path("incoming") / "quarantine"
+    spec = settings.data.column_spec()
+    assert (spec.encoding, spec.max_quantity, spec.max_future_days) == ("utf-8", 1e9, 7)
+
+
+def test_an_attribute_named_like_a_standard_column_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="'sku' has the name of a standard column"):
+        load_settings(write(tmp_path, "data:\n  categorical_columns: [store, sku]\n"))

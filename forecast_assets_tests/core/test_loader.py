@@ -13,10 +13,11 @@ from forecast_assets.core.data.loader import (
     ColumnSpec,
     discover_files,
     load_sales,
+    load_sales_files,
     read_sales_file,
     standardize_sales,
 )
-from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.errors import ConfigurationError, DataValidationError
 
 STORE_DEPT = ColumnSpec(sku_columns=("Store", "Dept"), quantity_column="Weekly_Sales")
 
@@ -189,10 +190,12 @@ def test_parquet_missing_column_is_found_from_the_schema(tmp_path: Path) -> None
     assert error.column == "quantity"
 
 
-@pytest.mark.parametrize("name", ["empty.csv", "broken.parquet"])
+# An empty file has its own message now (see test_empty_file_is_refused_before_reading).
+@pytest.mark.parametrize("name", ["broken.csv", "broken.parquet"])
 def test_unreadable_file_names_the_file(tmp_path: Path, name: str) -> None:
     file = tmp_path / name
-    file.write_bytes(b"" if name.endswith(".csv") else b"this is not parquet")
+    contents = b'date,sku,quantity\n"2024-01-01,a,1\n' if name.endswith(".csv") else b"not parquet"
+    file.write_bytes(contents)
 
     error = expect_error(file, ColumnSpec())
 
@@ -435,3 +438,265 @@ def test_attributes_come_from_the_most_recent_row(tmp_path: Path) -> None:
 
     assert set(sales.loc[sales["sku"] == "a", "category"]) == {"newest"}
     assert set(sales.loc[sales["sku"] == "b", "category"]) == {"solo"}
+
+
+# --- hardening: encodings, empty files, suffixes, limits, date formats ---------------------------
+
+HEADER = b"date,sku,quantity\n"
+
+
+def test_latin1_bytes_in_a_utf8_csv_name_the_byte_and_line(tmp_path: Path) -> None:
+    file = tmp_path / "s.csv"
+    file.write_bytes(HEADER + b"2024-01-01,a,1\n2024-01-02,caf\xe9,2\n")
+
+    error = expect_error(file, ColumnSpec())
+
+    message = str(error)
+    assert error.source == str(file)
+    assert "is not valid utf-8 text" in message
+    assert "0xe9" in message
+    assert "line 3" in message
+    assert "save it as utf-8 or set data.encoding" in message
+
+
+def test_the_configured_encoding_reads_the_same_file(tmp_path: Path) -> None:
+    file = tmp_path / "s.csv"
+    file.write_bytes(HEADER + b"2024-01-02,caf\xe9,2\n")
+
+    sales = load_sales(file, ColumnSpec(encoding="latin-1"))
+
+    assert sales["sku"].tolist() == ["café"]
+
+
+def test_undecodable_header_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "s.csv"
+    file.write_bytes(b"d\xe4te,sku,quantity\n2024-01-01,a,1\n")
+
+    with pytest.raises(DataValidationError, match="is not valid utf-8 text") as caught:
+        read_sales_file(file, ColumnSpec())
+
+    assert "line 1" in str(caught.value)
+
+
+def test_bad_byte_deep_in_a_large_csv_is_found_by_the_body_read(tmp_path: Path) -> None:
+    # Far beyond the header read's buffer, so the body read is the one that fails.
+    rows = [f"2024-01-01,sku{i},1\n".encode() for i in range(40_000)]
+    file = tmp_path / "s.csv"
+    file.write_bytes(HEADER + b"".join(rows) + b"2024-01-02,\xff,1\n")
+
+    with pytest.raises(DataValidationError, match="is not valid utf-8 text") as caught:
+        read_sales_file(file, ColumnSpec())
+
+    assert "line 40002" in str(caught.value)
+    assert f"at byte {file.stat().st_size - 4}" in str(caught.value)
+
+
+def test_utf16_file_is_refused_as_not_utf8(tmp_path: Path) -> None:
+    file = tmp_path / "s.csv"
+    file.write_text("date,sku,quantity\n2024-01-01,a,1\n", encoding="utf-16")
+
+    error = expect_error(file, ColumnSpec())
+
+    assert "is not valid utf-8 text" in str(error)
+    assert "0xff" in str(error)  # the UTF-16 byte order mark
+    assert "at byte 0" in str(error)
+    assert load_sales(file, ColumnSpec(encoding="utf-16"))["sku"].tolist() == ["a"]
+
+
+def test_gzip_csv_with_bad_encoding_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "s.csv.gz"
+    with gzip.open(file, "wb") as handle:
+        handle.write(HEADER + b"2024-01-01,caf\xe9,1\n")
+
+    error = expect_error(file, ColumnSpec())
+
+    assert error.source == str(file)
+    assert "is not valid utf-8 text" in str(error)
+    assert "uncompressed" in str(error)
+    assert "line 2" in str(error)
+
+
+def test_unknown_encoding_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"data\.encoding"):
+        ColumnSpec(encoding="no-such-codec")
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.csv.gz", "empty.parquet", "empty.pq"])
+def test_empty_file_is_refused_before_reading(tmp_path: Path, name: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(b"")
+
+    with pytest.raises(DataValidationError, match=r"is empty \(0 bytes\)") as caught:
+        read_sales_file(file, ColumnSpec())
+
+    assert caught.value.source == str(file)
+
+
+@pytest.mark.parametrize("name", ["sales.xlsx", "sales.txt", "sales.csv.bak"])
+def test_unsupported_suffix_is_refused(tmp_path: Path, name: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(HEADER + b"2024-01-01,a,1\n")
+
+    with pytest.raises(DataValidationError, match="is not a supported sales file") as caught:
+        read_sales_file(file, ColumnSpec())
+
+    assert ".csv, .csv.gz, .parquet, .pq" in str(caught.value)
+    assert caught.value.source == str(file)
+    # Naming the file directly does not get around the rule.
+    with pytest.raises(DataValidationError, match="is not a supported sales file"):
+        load_sales(file, ColumnSpec())
+
+
+def test_quantity_above_the_maximum_is_refused(tmp_path: Path) -> None:
+    file = write_csv(
+        tmp_path / "s.csv",
+        ["date,sku,quantity", "2024-01-01,a,1000", "2024-01-02,a,1e9", "2024-01-03,a,-2000"],
+    )
+    spec = ColumnSpec(max_quantity=1000, negative_quantities="keep")
+
+    error = expect_error(file, spec)
+
+    assert error.column == "quantity"
+    assert "exceeds data.max_quantity (1000)" in str(error)
+    # The limit holds for the absolute value: a huge return is as suspicious as a huge sale.
+    assert error.values == ["1e9", "-2000"]
+    assert "row 2" in str(error)
+    assert "row 3" in str(error)
+    assert len(load_sales(file, ColumnSpec(negative_quantities="keep"))) == 3
+
+
+def test_quantity_maximum_applies_to_parquet_numbers() -> None:
+    frame = pd.DataFrame(
+        {"date": pd.to_datetime(["2024-01-01", "2024-01-02"]), "sku": "a", "quantity": [5, 7.5]}
+    )
+
+    with pytest.raises(DataValidationError, match=r"exceeds data.max_quantity \(5.5\)"):
+        standardize_sales(frame, ColumnSpec(max_quantity=5.5), source="memory")
+    assert len(standardize_sales(frame, ColumnSpec(max_quantity=7.5), source="memory")) == 2
+
+
+def test_dates_too_far_after_today_are_refused(tmp_path: Path) -> None:
+    file = write_csv(
+        tmp_path / "s.csv",
+        ["date,sku,quantity", "2024-01-08,a,1", "2024-01-09,a,1", "2025-01-01,a,1"],
+    )
+    spec = ColumnSpec(max_future_days=7)
+    today = pd.Timestamp("2024-01-01")
+
+    with pytest.raises(DataValidationError) as caught:
+        load_sales(file, spec, today=today)
+
+    message = str(caught.value)
+    assert "is more than 7 days after today (2024-01-01)" in message
+    assert caught.value.column == "date"
+    assert caught.value.values == ["2024-01-09", "2025-01-01"]
+    # The limit day itself is fine, and a later "today" accepts the whole file.
+    assert len(load_sales(file, spec, today=pd.Timestamp("2024-12-25 15:30"))) == 3
+    assert len(load_sales_files([file], spec, today=pd.Timestamp("2024-12-25"))) == 3
+
+
+def test_future_limit_defaults_to_the_current_day() -> None:
+    frame = pd.DataFrame({"date": ["2200-01-01"], "sku": ["a"], "quantity": ["1"]})
+
+    with pytest.raises(DataValidationError, match="days after today"):
+        standardize_sales(frame, ColumnSpec(max_future_days=30), source="memory")
+    # Without the setting, future dates are accepted as before.
+    assert len(standardize_sales(frame, ColumnSpec(), source="memory")) == 1
+
+
+def test_mixed_date_formats_in_one_column_are_refused(tmp_path: Path) -> None:
+    file = write_csv(
+        tmp_path / "s.csv",
+        ["date,sku,quantity", "2024-01-05,a,1", "05/01/2024,a,2", "2024-01-07,a,3"],
+    )
+
+    error = expect_error(file, ColumnSpec())
+
+    message = str(error)
+    assert error.column == "date"
+    assert "uses a different date format than row 1 ('2024-01-05', %Y-%m-%d)" in message
+    assert "row 2 ('05/01/2024')" in message
+    assert error.values == ["05/01/2024"]
+
+
+def test_day_first_dates_are_read_day_first_throughout() -> None:
+    # "05/01/2024" alone reads month first, but "13/01/2024" only reads day first: the whole
+    # column is read day first instead of May 1st next to January 13th.
+    frame = pd.DataFrame({"date": ["05/01/2024", "13/01/2024"], "sku": "a", "quantity": "1"})
+
+    sales = standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert list(sales.index) == list(pd.to_datetime(["2024-01-05", "2024-01-13"]))
+
+
+def test_day_first_and_month_first_in_one_column_are_refused() -> None:
+    frame = pd.DataFrame(
+        {"date": ["05/01/2024", "13/01/2024", "01/31/2024"], "sku": "a", "quantity": "1"}
+    )
+
+    with pytest.raises(DataValidationError, match="different date format") as caught:
+        standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert "('05/01/2024', %m/%d/%Y)" in str(caught.value)
+    assert caught.value.values == ["13/01/2024"]
+
+
+def test_year_first_dates_are_never_read_year_day_month() -> None:
+    frame = pd.DataFrame({"date": ["2024/01/05", "2024/31/01"], "sku": "a", "quantity": "1"})
+
+    with pytest.raises(DataValidationError, match="date"):
+        standardize_sales(frame, ColumnSpec(), source="memory")
+
+
+def test_values_parsing_under_no_format_keep_the_old_message() -> None:
+    frame = pd.DataFrame(
+        {"date": ["2024-01-05", "05/01/2024", "soon"], "sku": "a", "quantity": "1"}
+    )
+
+    with pytest.raises(DataValidationError, match="is not a parseable date") as caught:
+        standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert caught.value.values == ["soon"]
+
+
+def test_one_consistent_non_iso_format_is_parsed_with_it() -> None:
+    frame = pd.DataFrame(
+        {"date": ["01/31/2024", "02/01/2024", "  02/02/2024 "], "sku": "a", "quantity": "1"}
+    )
+
+    sales = standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert list(sales.index) == list(pd.to_datetime(["2024-01-31", "2024-02-01", "2024-02-02"]))
+
+
+def test_iso_dates_with_and_without_time_may_mix() -> None:
+    # ISO 8601 has one reading whatever its precision, so nothing is ambiguous here.
+    frame = pd.DataFrame(
+        {
+            "date": ["2024-01-05", "2024-01-06 00:00:00", "2024-01-07T00:00"],
+            "sku": "a",
+            "quantity": "1",
+        }
+    )
+
+    sales = standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert list(sales.index) == list(pd.date_range("2024-01-05", periods=3))
+
+
+def test_first_value_without_a_guessable_format_falls_back_to_per_value_parsing() -> None:
+    assert pd.tseries.api.guess_datetime_format("1/5/24") is None
+    frame = pd.DataFrame({"date": ["1/5/24", "2024-01-06"], "sku": "a", "quantity": "1"})
+
+    sales = standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert list(sales.index) == list(pd.to_datetime(["2024-01-05", "2024-01-06"]))
+
+
+def test_empty_first_date_is_reported_not_used_as_the_reference() -> None:
+    frame = pd.DataFrame({"date": ["", "2024-01-06", "2024-01-07"], "sku": "a", "quantity": "1"})
+
+    with pytest.raises(DataValidationError, match="is not a parseable date") as caught:
+        standardize_sales(frame, ColumnSpec(), source="memory")
+
+    assert caught.value.values == [""]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -31,16 +32,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def dagster_dev(
-    tmp_path: Path, write_settings
+@contextmanager
+def running_dagster_dev(
+    tmp_path: Path, settings_file: Path
 ) -> Iterator[tuple[DagsterGraphQLClient, dg.DagsterInstance]]:
-    """`dagster dev` on a free port for a fresh DAGSTER_HOME holding the project's dagster.yaml."""
+    """`dagster dev` (webserver and daemon) on a free port for a fresh DAGSTER_HOME holding the
+    project's dagster.yaml, in its own process group; stopped through that group."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FORECAST_SETTINGS": str(write_settings())}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FORECAST_SETTINGS": str(settings_file)}
     log = (tmp_path / "dagster_dev.log").open("w")
     server = subprocess.Popen(
         [
@@ -80,6 +82,16 @@ def dagster_dev(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def dagster_dev(
+    tmp_path: Path, write_settings
+) -> Iterator[tuple[DagsterGraphQLClient, dg.DagsterInstance]]:
+    # The schedule and sensors stay off: this test submits every run itself.
+    settings = write_settings({"automation": {"enabled": False}})
+    with running_dagster_dev(tmp_path, settings) as running:
+        yield running
 
 
 def wait_for_run(instance: dg.DagsterInstance, run_id: str, timeout: float = 300) -> dg.DagsterRun:

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.data.generator import generate_sales
+from forecast_assets.core.data.history import HistoryStore
 from forecast_assets.core.data.panel import SalesPanel
-from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.errors import ConfigurationError, DataValidationError
 from forecast_assets.core.evaluation import EvaluationReport
 from forecast_assets.core.inference.forecast import FORECAST_COLUMNS
 from forecast_assets.definitions import build_definitions
@@ -171,18 +173,23 @@ def test_reclustering_removes_stale_partitions(write_settings, instance) -> None
 def test_bad_file_fails_clearly_and_keeps_earlier_results(
     write_settings, instance, tmp_path: Path
 ) -> None:
-    good = build_definitions(str(write_settings()))
-    run_graph(good, instance)
+    source = tmp_path / "sales"
+    source.mkdir()
+    generate_sales(40, 330, "2024-01-01", seed=7).to_csv(source / "2024.csv", index=False)
+    defs = build_definitions(str(write_settings({"data": {"path": str(source)}})))
+    run_graph(defs, instance)
     published = tmp_path / "output" / "forecasts.parquet"
     digest = hashlib.sha256(published.read_bytes()).hexdigest()
-    sales_before = good.load_asset_value("raw_sales", instance=instance)
+    sales_before = defs.load_asset_value("raw_sales", instance=instance)
+    history = HistoryStore(tmp_path / "output" / "history")
+    version = history.version
 
-    bad_file = tmp_path / "bad.csv"
+    # A second delivery into the source folder with an impossible date.
+    bad_file = source / "2025.csv"
     bad_file.write_text(
-        "date,sku,quantity,store,category,tags\n2024-01-01,a,3,n,x,\n2024-13-45,a,4,n,x,\n"
+        "date,sku,quantity,store,category,tags\n2025-01-01,a,3,n,x,\n2025-13-45,a,4,n,x,\n"
     )
-    bad = build_definitions(str(write_settings({"data": {"path": str(bad_file)}}, "bad.yaml")))
-    result = bad.resolve_job_def("ingest_job").execute_in_process(
+    result = defs.resolve_job_def("ingest_job").execute_in_process(
         instance=instance, raise_on_error=False
     )
 
@@ -190,12 +197,31 @@ def test_bad_file_fails_clearly_and_keeps_earlier_results(
     error = root_cause(result)
     assert error.cls_name == DataValidationError.__name__
     assert str(bad_file) in error.message and "'date'" in error.message
-    assert "2024-13-45" in error.message
+    assert "2025-13-45" in error.message
     # Nothing published or stored earlier was touched.
     assert hashlib.sha256(published.read_bytes()).hexdigest() == digest
+    assert history.version == version
+    pd.testing.assert_frame_equal(history.read(), sales_before)
     pd.testing.assert_frame_equal(
-        good.load_asset_value("raw_sales", instance=instance), sales_before
+        defs.load_asset_value("raw_sales", instance=instance), sales_before
     )
+
+
+def test_another_data_set_does_not_mix_into_the_history(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    example = build_definitions(str(write_settings()))
+    assert example.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    other = tmp_path / "other.csv"
+    other.write_text("date,sku,quantity,store,category,tags\n2024-01-01,a,3,n,x,\n")
+    elsewhere = build_definitions(str(write_settings({"data": {"path": str(other)}}, "other.yaml")))
+    result = elsewhere.resolve_job_def("ingest_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    error = root_cause(result)
+    assert error.cls_name == ConfigurationError.__name__
+    assert str(tmp_path / "output" / "history") in error.message
 
 
 def test_stale_partition_key_is_refused_with_a_clear_error(write_settings, instance) -> None:

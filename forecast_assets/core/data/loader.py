@@ -10,12 +10,20 @@ Aggregation rules, applied before the uniqueness check:
 - across files, a (sku, date) present in several files is taken from the last file in name
   order (a later delivery corrects an earlier one);
 - categorical attributes of a SKU are taken from its most recent row.
+
+Refused outright (DataValidationError): empty (0-byte) files, unsupported suffixes, CSV text that
+does not decode with ``encoding``, a date column mixing several formats (a guessed day/month
+order would silently swap days and months), quantities above ``max_quantity`` and dates more
+than ``max_future_days`` after today.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
+import gzip
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +32,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from pandas.tseries.api import guess_datetime_format
 
-from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.errors import ConfigurationError, DataValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +55,22 @@ class ColumnSpec:
     sku_separator: str = "-"
     duplicates: Literal["sum", "mean", "max", "last", "error"] = "sum"
     negative_quantities: Literal["error", "clip", "keep"] = "error"
+    encoding: str = "utf-8"
+    max_quantity: float | None = None
+    max_future_days: int | None = None
     attribute_columns: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as exc:
+            raise ConfigurationError(f"data.encoding {self.encoding!r} is not known") from exc
+        if self.max_quantity is not None and not self.max_quantity >= 0:
+            raise ConfigurationError(f"data.max_quantity must be >= 0, got {self.max_quantity}")
+        if self.max_future_days is not None and self.max_future_days < 0:
+            raise ConfigurationError(
+                f"data.max_future_days must be >= 0, got {self.max_future_days}"
+            )
         names = [*self.categorical_columns, *self.multilabel_columns]
         object.__setattr__(self, "attribute_columns", tuple(dict.fromkeys(names)))
 
@@ -76,16 +98,26 @@ def discover_files(path: str | Path) -> list[Path]:
     return sorted(files, key=lambda file: (file.name, str(file)))
 
 
-def load_sales(path: str | Path, spec: ColumnSpec) -> pd.DataFrame:
-    """Read every file under ``path`` and return the standardized, validated sales frame."""
-    return load_sales_files(discover_files(path), spec)
+def load_sales(
+    path: str | Path, spec: ColumnSpec, *, today: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Read every file under ``path`` and return the standardized, validated sales frame.
+
+    ``today`` is the reference day of ``spec.max_future_days`` (None: the current local day).
+    """
+    return load_sales_files(discover_files(path), spec, today=today)
 
 
-def load_sales_files(files: Sequence[Path], spec: ColumnSpec) -> pd.DataFrame:
+def load_sales_files(
+    files: Sequence[Path], spec: ColumnSpec, *, today: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Standardized, validated sales of ``files``; a later file wins for a shared (sku, date)."""
+    # One reference day for every file, even if the load runs past midnight.
+    today = _today(today)
     frames = []
     for order, file in enumerate(files):
-        frame = standardize_sales(read_sales_file(file, spec), spec, source=str(file))
+        raw = read_sales_file(file, spec)
+        frame = standardize_sales(raw, spec, source=str(file), today=today)
         frames.append(frame.assign(_file_order=order))
     return _merge_files(frames)
 
@@ -93,10 +125,22 @@ def load_sales_files(files: Sequence[Path], spec: ColumnSpec) -> pd.DataFrame:
 def read_sales_file(file: Path, spec: ColumnSpec) -> pd.DataFrame:
     """Read the needed columns of one file as text/numbers, checking that they are all there."""
     source = str(file)
+    if not _is_supported(file):
+        raise DataValidationError(
+            f"is not a supported sales file; use one of {', '.join(SUPPORTED_SUFFIXES)}",
+            source=source,
+        )
     try:
-        available = _column_names(file)
-    except Exception as exc:  # any reader failure means the file is unusable
+        size = file.stat().st_size
+    except OSError as exc:
         raise DataValidationError(f"cannot be read ({exc})", source=source) from exc
+    # pandas and pyarrow report an empty file with cryptic messages; say it plainly.
+    if size == 0:
+        raise DataValidationError("is empty (0 bytes)", source=source)
+    try:
+        available = _column_names(file, spec.encoding)
+    except Exception as exc:  # any reader failure means the file is unusable
+        raise _read_error(file, spec.encoding, exc) from exc
     missing = [name for name in spec.required_columns if name not in available]
     if missing:
         raise DataValidationError(
@@ -109,14 +153,23 @@ def read_sales_file(file: Path, spec: ColumnSpec) -> pd.DataFrame:
         if _is_parquet(file):
             return pd.read_parquet(file, columns=spec.required_columns)
         # Everything as text first so that bad values can be reported instead of guessed at.
-        return pd.read_csv(file, usecols=spec.required_columns, dtype=str, keep_default_na=False)
+        return pd.read_csv(
+            file,
+            usecols=spec.required_columns,
+            dtype=str,
+            keep_default_na=False,
+            encoding=spec.encoding,
+        )
     except Exception as exc:
-        raise DataValidationError(f"cannot be read ({exc})", source=source) from exc
+        raise _read_error(file, spec.encoding, exc) from exc
 
 
-def standardize_sales(frame: pd.DataFrame, spec: ColumnSpec, source: str) -> pd.DataFrame:
+def standardize_sales(
+    frame: pd.DataFrame, spec: ColumnSpec, source: str, *, today: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Validate one source's rows and bring them to the standardized one-row-per-(sku, date) form.
 
+    ``today`` is the reference day of ``spec.max_future_days`` (None: the current local day).
     Raises DataValidationError naming ``source``, the column and offending values.
     """
     missing = [name for name in spec.required_columns if name not in frame.columns]
@@ -130,6 +183,8 @@ def standardize_sales(frame: pd.DataFrame, spec: ColumnSpec, source: str) -> pd.
         raise DataValidationError("holds no rows", source=source)
 
     dates = _parse_dates(frame[spec.date_column], source, spec.date_column)
+    if spec.max_future_days is not None:
+        _check_future_dates(frame[spec.date_column], dates, source, spec, _today(today))
     quantity = _parse_quantities(frame[spec.quantity_column], source, spec)
     sku = _sku_keys(frame, spec, source)
     out = pd.DataFrame({"date": dates, "sku": sku, "quantity": quantity})
@@ -181,22 +236,100 @@ def _merge_files(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return combined.set_index("date")
 
 
+def _today(today: pd.Timestamp | None) -> pd.Timestamp:
+    if today is None:
+        return pd.Timestamp.now().normalize()
+    today = pd.Timestamp(today)
+    # Dates in the frame are naive wall-clock days, so compare with today's wall-clock day.
+    return (today.tz_localize(None) if today.tzinfo is not None else today).normalize()
+
+
+def _check_future_dates(
+    values: pd.Series, dates: pd.Series, source: str, spec: ColumnSpec, today: pd.Timestamp
+) -> None:
+    days = spec.max_future_days
+    assert days is not None
+    beyond = dates > today + pd.Timedelta(days=days)
+    if beyond.any():
+        _raise_bad_values(
+            values,
+            beyond,
+            source,
+            spec.date_column,
+            f"is more than {days} days after today ({today:%Y-%m-%d})",
+        )
+
+
 def _parse_dates(values: pd.Series, source: str, column: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
-        text = _text(values).str.strip()
-        # One inferred format parses fast; only the leftovers pay for per-value parsing.
-        parsed = pd.to_datetime(text, errors="coerce")
-        retry = parsed.isna() & text.ne("")
-        if retry.any():
-            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed")
+        parsed = _parse_date_text(values, source, column)
     bad = parsed.isna()
     if bad.any():
         _raise_bad_values(values, bad, source, column, "is not a parseable date")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]").reset_index(drop=True)
+
+
+def _parse_date_text(values: pd.Series, source: str, column: str) -> pd.Series:
+    """Parse text dates with the one format of the first value; refuse values in other formats.
+
+    A first value such as 05/01/2024 reads month first or day first: the reading that parses
+    more of the column wins (month first on a tie, as pandas guesses).
+    """
+    text = _text(values).str.strip()
+    filled = text.ne("").to_numpy()
+    if not filled.any():
+        return pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    first_row = int(filled.argmax())
+    first = text.iloc[first_row]
+    formats = _guess_formats(first)
+    if not formats:
+        # Nothing to hold the other values to: parse each value on its own, as before.
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    best: tuple[str, pd.Series, np.ndarray] | None = None
+    for fmt in formats:
+        # ISO 8601 is unambiguous, so its variants (with or without a time) may mix freely.
+        exact = "ISO8601" if fmt.startswith("%Y-%m-%d") else fmt
+        parsed = pd.to_datetime(text, errors="coerce", format=exact)
+        failed = parsed.isna().to_numpy() & filled
+        if best is None or failed.sum() < best[2].sum():
+            best = (fmt, parsed, failed)
+        if not failed.any():
+            break
+    assert best is not None
+    fmt, parsed, failed = best
+    if failed.any():
+        # Only the leftovers pay for per-value parsing, to tell other formats from garbage.
+        elsewhere = pd.to_datetime(text[failed], errors="coerce", format="mixed").notna()
+        unparseable = parsed.isna().to_numpy().copy()
+        unparseable[np.flatnonzero(failed)[elsewhere.to_numpy()]] = False
+        if unparseable.any():
+            _raise_bad_values(values, unparseable, source, column, "is not a parseable date")
+        _raise_bad_values(
+            values,
+            failed,
+            source,
+            column,
+            f"uses a different date format than row {first_row + 1} ({first!r}, {fmt})",
+        )
+    return parsed
+
+
+def _guess_formats(value: str) -> list[str]:
+    """The strptime formats ``value`` may be written in: month first, then day first."""
+    with warnings.catch_warnings():
+        # pandas warns when a value only parses day first; that is what is being asked here.
+        warnings.simplefilter("ignore", UserWarning)
+        month_first = guess_datetime_format(value)
+        day_first = guess_datetime_format(value, dayfirst=True)
+    if month_first is not None and month_first.startswith("%Y"):
+        # Year first is read in ISO order (year, month, day); year-day-month is not offered.
+        return [month_first]
+    formats = [fmt for fmt in (month_first, day_first) if fmt is not None]
+    return list(dict.fromkeys(formats))
 
 
 def _parse_quantities(values: pd.Series, source: str, spec: ColumnSpec) -> pd.Series:
@@ -208,6 +341,14 @@ def _parse_quantities(values: pd.Series, source: str, spec: ColumnSpec) -> pd.Se
     bad = parsed.isna() | ~np.isfinite(parsed.to_numpy(dtype="float64", na_value=np.nan))
     if bad.any():
         _raise_bad_values(values, bad, source, column, "is not a number")
+    if spec.max_quantity is not None:
+        # Checked on the absolute value before clipping: a huge return is a typo too.
+        too_large = parsed.abs() > spec.max_quantity
+        if too_large.any():
+            limit = _format_number(spec.max_quantity)
+            _raise_bad_values(
+                values, too_large, source, column, f"exceeds data.max_quantity ({limit})"
+            )
     negative = parsed < 0
     if negative.any():
         if spec.negative_quantities == "error":
@@ -265,10 +406,60 @@ def _raise_bad_values(
     )
 
 
-def _column_names(file: Path) -> list[str]:
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _column_names(file: Path, encoding: str) -> list[str]:
     if _is_parquet(file):
         return list(pq.read_schema(file).names)
-    return list(pd.read_csv(file, nrows=0).columns)
+    return list(pd.read_csv(file, nrows=0, encoding=encoding).columns)
+
+
+def _read_error(file: Path, encoding: str, exc: Exception) -> DataValidationError:
+    """The DataValidationError for a reader failure; decoding failures say how to fix them."""
+    if not isinstance(exc, UnicodeDecodeError):
+        return DataValidationError(f"cannot be read ({exc})", source=str(file))
+    return DataValidationError(
+        f"is not valid {encoding} text ({_decode_failure(file, encoding, exc)}); "
+        f"save it as {encoding} or set data.encoding",
+        source=str(file),
+    )
+
+
+def _decode_failure(file: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where decoding fails, counted in the (uncompressed) file; pandas only knows its buffer."""
+    bad = exc.object[exc.start : exc.end]
+    fallback = f"{exc.reason}: byte(s) 0x{bad.hex()}"
+    compressed = file.name.lower().endswith(".gz")
+    where = " of the uncompressed text" if compressed else ""
+    # Counting newline bytes only gives line numbers where "\n" is one byte (not UTF-16/32).
+    count_lines = "\n".encode(encoding) == b"\n"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    lines = 1
+    try:
+        with (gzip.open if compressed else open)(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                # Bytes an earlier chunk left undecoded come first in the error's data.
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as found:
+                    data = found.object
+                    at = offset - pending + found.start
+                    lines += data.count(b"\n", pending, max(found.start, pending))
+                    line = f", line {lines}" if count_lines else ""
+                    bad = data[found.start : found.end]
+                    return f"{found.reason}: byte(s) 0x{bad.hex()} at byte {at}{where}{line}"
+                lines += chunk.count(b"\n")
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as found:
+        return f"{found.reason} at the end of the file (byte {offset})"
+    except Exception:  # the position is a courtesy; the reader's own message will do
+        return fallback
+    return fallback
 
 
 def _is_parquet(file: Path) -> bool:

@@ -1,0 +1,332 @@
+"""Sensors: what starts runs without anyone clicking (the README's "What runs when").
+
+- new_sales_sensor: new or changed files in ``data.landing_dir`` -> sales_ingest_job.
+- refresh_after_new_sales: the history got new rows from landing files -> refresh_job for
+  every trained cluster (current models, no training).
+- retrain_after_clustering: ingest_job succeeded (nightly or by hand) -> train_job for every
+  cluster, since a new clustering needs new models.
+- publish_forecasts: cluster forecasts changed and no training or refresh is pending ->
+  forecasts_job (the combined table and the evaluation summary).
+- forecast_freshness: the published table is older than ``automation.forecast_max_age_hours``
+  -> runs the ``forecasts_fresh`` check, which fails.
+- report_run_failures: any failed run -> one line (job, partition, error) in the log, in
+  ``<output.dir>/run_failures.log`` and, when set, to ``automation.failure_webhook_url``.
+
+The chaining sensors keep no state of their own beyond a cursor: they read the instance's
+materializations and runs, and their run keys make a repeated tick request nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from forecast_assets.checks import FRESHNESS_CHECK
+from forecast_assets.core.data.landing import scan_landing
+from forecast_assets.core.errors import DataValidationError
+from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
+from forecast_assets.settings import Settings
+
+logger = logging.getLogger("forecast_assets.alerts")
+
+PARTITION_TAG = "dagster/partition"
+LANDING_FILES_TAG = "forecast_assets/landing_files"
+# Runs whose outcome the chaining sensors wait for before they start the next step.
+UPSTREAM_JOBS = ("ingest_job", "sales_ingest_job", "train_job", "refresh_job")
+PENDING_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+FRESHNESS_INTERVAL_SECONDS = 600
+
+
+def build_sensors(settings: Settings, jobs: dict[str, object]) -> list[dg.SensorDefinition]:
+    """Every sensor of the code location, with intervals and status from ``settings``."""
+    automation = settings.automation
+    status = (
+        dg.DefaultSensorStatus.RUNNING if automation.enabled else dg.DefaultSensorStatus.STOPPED
+    )
+    return [
+        _new_sales_sensor(settings, jobs["sales_ingest_job"], status),
+        _refresh_sensor(settings, jobs["refresh_job"], status),
+        _retrain_sensor(jobs["ingest_job"], jobs["train_job"], status),
+        _publish_sensor(settings, jobs["forecasts_job"], status),
+        _freshness_sensor(settings, status),
+        _failure_sensor(settings, status),
+    ]
+
+
+def _new_sales_sensor(settings: Settings, job, status) -> dg.SensorDefinition:
+    automation = settings.automation
+    folder = Path(settings.data.landing_dir)
+
+    @dg.sensor(
+        name="new_sales_sensor",
+        job=job,
+        minimum_interval_seconds=automation.landing_interval_seconds,
+        default_status=status,
+        description=f"Starts sales_ingest_job for new or changed files in {folder} once they "
+        "stop changing; never reads a file itself.",
+    )
+    def new_sales_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        try:
+            scan = scan_landing(
+                folder,
+                context.cursor,
+                time.time(),
+                automation.settle_seconds,
+                limit=automation.max_files_per_run,
+            )
+        except DataValidationError as exc:
+            return dg.SkipReason(str(exc))
+        waiting = f"; {len(scan.waiting)} still changing" if scan.waiting else ""
+        if not scan.ready:
+            return dg.SensorResult(
+                skip_reason=f"{scan.files_seen} file(s) in {folder}, none new{waiting}",
+                cursor=scan.cursor,
+            )
+        keys = "\n".join(file.key for file in scan.ready)
+        request = dg.RunRequest(
+            run_key=hashlib.sha256(keys.encode()).hexdigest()[:32],
+            run_config={
+                "ops": {
+                    "raw_sales": {
+                        "config": {"landing_files": [file.to_dict() for file in scan.ready]}
+                    }
+                }
+            },
+            tags={LANDING_FILES_TAG: _shorten(", ".join(f.name for f in scan.ready))},
+        )
+        context.log.info(f"{len(scan.ready)} landing file(s) to ingest{waiting}")
+        return dg.SensorResult(run_requests=[request], cursor=scan.cursor)
+
+    return new_sales_sensor
+
+
+def _refresh_sensor(settings: Settings, job, status) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="refresh_after_new_sales",
+        job=job,
+        minimum_interval_seconds=settings.automation.chain_interval_seconds,
+        default_status=status,
+        description="After sales_ingest_job added rows to the history: refresh_job for every "
+        "cluster that has a model (features and forecast again, no training).",
+    )
+    def refresh_after_new_sales(
+        context: dg.SensorEvaluationContext,
+    ) -> dg.SensorResult | dg.SkipReason:
+        instance = context.instance
+        sales = instance.get_latest_materialization_event(dg.AssetKey("raw_sales"))
+        if sales is None:
+            return dg.SkipReason("no sales history yet")
+        version = str(_metadata_value(sales, "history_version"))
+        if version == context.cursor:
+            return dg.SkipReason(f"history version {version} is already forecast")
+        pending = _pending_runs(instance)
+        if pending:
+            return dg.SkipReason(f"waiting for {len(pending)} run(s) to finish: {pending[:5]}")
+        source = instance.get_run_by_id(sales.run_id)
+        if source is None or source.job_name != "sales_ingest_job":
+            # The nightly ingest re-clusters; retrain_after_clustering forecasts after it.
+            return dg.SensorResult(
+                skip_reason=f"history version {version} came from "
+                f"{source.job_name if source else 'an unknown run'}; training forecasts it",
+                cursor=version,
+            )
+        resampled = instance.get_latest_materialization_event(dg.AssetKey("resampled_series"))
+        if resampled is None or resampled.run_id != sales.run_id:
+            return dg.SensorResult(
+                skip_reason=f"run {sales.run_id} did not resample the history", cursor=version
+            )
+        trained = instance.get_materialized_partitions(dg.AssetKey("cluster_model"))
+        clusters = [
+            key
+            for key in instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)
+            if key in trained
+        ]
+        if not clusters:
+            return dg.SensorResult(skip_reason="no cluster has a model yet", cursor=version)
+        requests = [
+            dg.RunRequest(run_key=f"refresh-v{version}-{cluster}", partition_key=cluster)
+            for cluster in clusters
+        ]
+        return dg.SensorResult(run_requests=requests, cursor=version)
+
+    return refresh_after_new_sales
+
+
+def _retrain_sensor(ingest_job, train_job, status) -> dg.SensorDefinition:
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        name="retrain_after_clustering",
+        monitored_jobs=[ingest_job],
+        request_job=train_job,
+        default_status=status,
+        description="After ingest_job (the nightly schedule, or by hand): train_job for every "
+        "cluster of the new clustering, one run per cluster, queued one GPU run at a time.",
+    )
+    def retrain_after_clustering(context: dg.RunStatusSensorContext):
+        run_id = context.dagster_run.run_id
+        clusters = context.instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)
+        if not clusters:
+            return dg.SkipReason(f"ingest run {run_id} registered no cluster")
+        return [
+            dg.RunRequest(run_key=f"retrain-{run_id}-{cluster}", partition_key=cluster)
+            for cluster in clusters
+        ]
+
+    return retrain_after_clustering
+
+
+def _publish_sensor(settings: Settings, job, status) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="publish_forecasts",
+        job=job,
+        minimum_interval_seconds=settings.automation.chain_interval_seconds,
+        default_status=status,
+        description="When cluster forecasts changed and no training or refresh run is "
+        "pending: forecasts_job, which publishes the combined table.",
+    )
+    def publish_forecasts(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        instance = context.instance
+        latest = _latest_storage_id(instance, "forecast_table")
+        if latest is None:
+            return dg.SkipReason("no cluster forecast yet")
+        if context.cursor and int(context.cursor) >= latest:
+            return dg.SkipReason("the latest cluster forecasts are published")
+        published = _latest_storage_id(instance, "forecasts")
+        if published is not None and published > latest:
+            return dg.SensorResult(
+                skip_reason="published since the latest cluster forecast", cursor=str(latest)
+            )
+        pending = _pending_runs(instance)
+        if pending:
+            return dg.SkipReason(f"waiting for {len(pending)} run(s) to finish: {pending[:5]}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"publish-{latest}")], cursor=str(latest)
+        )
+
+    return publish_forecasts
+
+
+def _freshness_sensor(settings: Settings, status) -> dg.SensorDefinition:
+    max_age = settings.automation.forecast_max_age_hours
+    check_key = dg.AssetCheckKey(dg.AssetKey("forecasts"), FRESHNESS_CHECK)
+
+    @dg.sensor(
+        name="forecast_freshness",
+        target=dg.AssetSelection.checks(check_key),
+        minimum_interval_seconds=FRESHNESS_INTERVAL_SECONDS,
+        default_status=status,
+        description="Runs the forecasts_fresh check once the published forecast table is "
+        "older than automation.forecast_max_age_hours, so that it shows as failed.",
+    )
+    def forecast_freshness(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey("forecasts"))
+        if event is None:
+            return dg.SkipReason("no forecast table published yet")
+        age = (time.time() - event.timestamp) / 3600
+        if age <= max_age:
+            return dg.SkipReason(f"forecast table is {age:.1f} h old (limit {max_age} h)")
+        context.log.warning(f"forecast table is {age:.1f} h old, over the {max_age} h limit")
+        return dg.RunRequest(
+            run_key=f"stale-{event.timestamp}", asset_selection=[], asset_check_keys=[check_key]
+        )
+
+    return forecast_freshness
+
+
+def _failure_sensor(settings: Settings, status) -> dg.SensorDefinition:
+    webhook = settings.automation.failure_webhook_url
+    log_file = Path(settings.output.dir) / "run_failures.log"
+
+    @dg.run_failure_sensor(
+        name="report_run_failures",
+        default_status=status,
+        description="Writes one line per failed run (job, partition, error) to the log and to "
+        "run_failures.log in the output folder, and posts it to the webhook when one is set.",
+    )
+    def report_run_failures(context: dg.RunFailureSensorContext) -> None:
+        report = failure_report(context)
+        context.log.error(report["text"])
+        logger.error(report["text"])
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as handle:
+            handle.write(report["text"] + "\n")
+        if webhook:
+            post_webhook(webhook, report)
+
+    return report_run_failures
+
+
+def failure_report(context: dg.RunFailureSensorContext) -> dict[str, str | None]:
+    """What a person needs to act on a failed run, as one line and as fields."""
+    run = context.dagster_run
+    partition = run.tags.get(PARTITION_TAG)
+    errors = []
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        message = error.message.strip() if error else event.message or "failed"
+        errors.append(f"{event.step_key}: {message}")
+    error = " | ".join(errors) or (context.failure_event.message or "run failed")
+    error = " ".join(error.split())  # one line, whatever the exception printed
+    where = f" partition {partition}" if partition else ""
+    text = f"run {run.run_id} of {run.job_name}{where} failed: {error}"
+    return {
+        "text": text,
+        "job": run.job_name,
+        "partition": partition,
+        "run_id": run.run_id,
+        "error": error,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def post_webhook(url: str, report: dict[str, str | None], timeout: float = 10) -> bool:
+    """POST ``report`` as JSON; a webhook that fails is logged, never raised."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(report).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except OSError as exc:
+        logger.warning("failure webhook %s did not take the report: %s", url, exc)
+        return False
+
+
+def _pending_runs(instance: dg.DagsterInstance) -> list[str]:
+    records = instance.get_run_records(dg.RunsFilter(statuses=PENDING_STATUSES), limit=500)
+    return [
+        f"{record.dagster_run.job_name} {record.dagster_run.run_id[:8]}"
+        for record in records
+        if record.dagster_run.job_name in UPSTREAM_JOBS
+    ]
+
+
+def _latest_storage_id(instance: dg.DagsterInstance, asset: str) -> int | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=1
+    ).records
+    return records[0].storage_id if records else None
+
+
+def _metadata_value(event: dg.EventLogEntry, name: str) -> object:
+    metadata = event.asset_materialization.metadata
+    return metadata[name].value if name in metadata else event.timestamp
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
