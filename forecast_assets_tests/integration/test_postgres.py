@@ -1,5 +1,5 @@
 """The deployed instance on a real PostgreSQL server: runs, event log and schedules in Postgres
-(deploy/docker/dagster.yaml) and the Optuna studies on the same server.
+(deploy/docker/dagster.yaml) and the Optuna studies in the same database.
 
 The server is started for the test from the system's PostgreSQL binaries (`apt-get install
 postgresql`; .ci/run installs it) in a temporary folder, on loopback only. Without the binaries
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.integration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD, DATABASE = "forecast", "forecast-test-password", "forecast"
-# Optuna gets its own database on the same server: Dagster and Optuna both keep their schema
-# version in a table named alembic_version, so they cannot share one database.
-OPTUNA_DATABASE = "optuna"
+# Optuna gets its own schema in the same database, as in deploy/: Dagster and Optuna both keep
+# their table versions in a table named alembic_version, so they cannot share one schema.
+OPTUNA_SCHEMA = "optuna"
 
 
 def _server_binaries() -> Path | None:
@@ -96,8 +96,12 @@ def postgres() -> Iterator[dict[str, str]]:
         admin.autocommit = True  # CREATE DATABASE cannot run inside a transaction
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {DATABASE}")
-            cursor.execute(f"CREATE DATABASE {OPTUNA_DATABASE}")
         admin.close()
+        with (
+            psycopg2.connect(dbname=DATABASE, **connection) as database,
+            database.cursor() as cursor,
+        ):
+            cursor.execute(f"CREATE SCHEMA {OPTUNA_SCHEMA}")
         yield {**connection, "dbname": DATABASE}
     finally:
         subprocess.run(
@@ -142,7 +146,8 @@ def test_whole_graph_runs_on_postgres_with_the_optuna_study_in_the_same_database
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     optuna_url = (
         f"postgresql+psycopg2://{postgres['user']}:{postgres['password']}"
-        f"@{postgres['host']}:{postgres['port']}/{OPTUNA_DATABASE}"
+        f"@{postgres['host']}:{postgres['port']}/{postgres['dbname']}"
+        f"?options=-csearch_path%3D{OPTUNA_SCHEMA}"
     )
     settings = write_settings(
         {
@@ -177,6 +182,6 @@ def test_whole_graph_runs_on_postgres_with_the_optuna_study_in_the_same_database
     studies = optuna.study.get_all_study_summaries(storage=optuna_url)
     assert sorted(study.study_name.split("-")[0] for study in studies) == sorted(clusters)
     assert all(study.n_trials == 2 for study in studies)
-    optuna_db = {**postgres, "dbname": OPTUNA_DATABASE}
-    assert query(optuna_db, "SELECT count(*) FROM trials")[0][0] == 2 * len(clusters)
+    trials = query(postgres, f"SELECT count(*) FROM {OPTUNA_SCHEMA}.trials")
+    assert trials[0][0] == 2 * len(clusters)
     print(f"\nwhole graph on Postgres with tuning: {elapsed:.0f}s")
