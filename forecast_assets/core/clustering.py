@@ -30,6 +30,10 @@ CLUSTERING_FEATURES = {
     "acf1": False,
 }
 
+# Metafeatures take the panel this many [SKU x period] cells at a time (about 16 MB of
+# float64 per temporary array).
+_BLOCK_CELLS = 2_000_000
+
 
 def compute_metafeatures(panel: SalesPanel, season: int) -> pd.DataFrame:
     """Per-SKU demand shape, one row per SKU.
@@ -44,8 +48,27 @@ def compute_metafeatures(panel: SalesPanel, season: int) -> pd.DataFrame:
     - ``seasonal_strength``: 1 - var(remainder) / var(detrended), in [0, 1], for ``season``
       (Wang, Smith & Hyndman 2006); 0 when there are fewer than two full seasons.
     - ``acf1``: lag-1 autocorrelation.
+
+    Every feature is a reduction over one SKU's row, so the matrix is taken a block of rows
+    at a time: the numbers are the same, and the temporary arrays stay a few times the size
+    of a block instead of the whole panel.
     """
     y = panel.values
+    n_skus = len(y)
+    rows = max(2, _BLOCK_CELLS // max(y.shape[1], 1)) if y.flags.c_contiguous else n_skus
+    starts = list(range(0, n_skus, rows)) or [0]
+    if len(starts) > 1 and n_skus - starts[-1] == 1:
+        # numpy sums a single row in another order than a block of rows (the column picks of
+        # the seasonal profile): no block of one row, so that the numbers match the whole.
+        starts.pop()
+    ends = [*starts[1:], n_skus]
+    blocks = [_metafeature_columns(y[a:b], season) for a, b in zip(starts, ends, strict=True)]
+    columns = {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
+    return pd.DataFrame(columns, index=panel.skus)
+
+
+def _metafeature_columns(y: np.ndarray, season: int) -> dict[str, np.ndarray]:
+    """The metafeatures of the rows of ``y``, by name."""
     observed = ~np.isnan(y)
     n = observed.sum(axis=1).astype(float)
     level = np.nanmean(y, axis=1)
@@ -56,22 +79,18 @@ def compute_metafeatures(panel: SalesPanel, season: int) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         size_mean = np.nanmean(np.where(n_nonzero[:, None] > 0, sizes, 0.0), axis=1)
         size_std = np.nanstd(np.where(n_nonzero[:, None] > 0, sizes, 0.0), axis=1)
-        features = pd.DataFrame(
-            {
-                "n_periods": n,
-                "level": level,
-                "std": std,
-                "cv": _safe_ratio(std, level),
-                "zero_share": 1.0 - n_nonzero / np.maximum(n, 1),
-                "adi": n / np.maximum(n_nonzero, 1),
-                "cv2_nonzero": _safe_ratio(size_std, size_mean) ** 2,
-                "trend": _relative_trend(y, observed, level),
-                "seasonal_strength": _seasonal_strength(y, observed, season),
-                "acf1": _lag1_autocorrelation(y, observed, level),
-            },
-            index=panel.skus,
-        )
-    return features
+        return {
+            "n_periods": n,
+            "level": level,
+            "std": std,
+            "cv": _safe_ratio(std, level),
+            "zero_share": 1.0 - n_nonzero / np.maximum(n, 1),
+            "adi": n / np.maximum(n_nonzero, 1),
+            "cv2_nonzero": _safe_ratio(size_std, size_mean) ** 2,
+            "trend": _relative_trend(y, observed, level),
+            "seasonal_strength": _seasonal_strength(y, observed, season),
+            "acf1": _lag1_autocorrelation(y, observed, level),
+        }
 
 
 @dataclass(frozen=True)
@@ -136,9 +155,8 @@ def cluster_skus(
         chosen = min((k for k in allowed if k <= elbow), key=lambda k: (davies_bouldin[k], k))
         labels = labels_by_k[chosen]
     ordered = _order_by_level(labels, metafeatures["level"].to_numpy())
-    assignments = pd.Series(
-        [f"cluster_{c}" for c in ordered], index=metafeatures.index, name="cluster"
-    )
+    names = np.array([f"cluster_{c}" for c in range(len(np.unique(ordered)))], dtype=object)
+    assignments = pd.Series(names[ordered], index=metafeatures.index, name="cluster")
     return ClusterResult(assignments, chosen, elbow, inertia, davies_bouldin, smallest)
 
 
@@ -167,10 +185,11 @@ def _feature_matrix(metafeatures: pd.DataFrame) -> np.ndarray:
 
 
 def _order_by_level(labels: np.ndarray, level: np.ndarray) -> np.ndarray:
-    clusters = np.unique(labels)
-    means = np.array([np.nanmean(level[labels == c]) for c in clusters])
-    rank = {c: r for r, c in enumerate(clusters[np.argsort(means, kind="stable")])}
-    return np.array([rank[c] for c in labels])
+    clusters, index = np.unique(labels, return_inverse=True)
+    means = np.array([np.nanmean(level[labels == c]) for c in clusters])  # one per cluster
+    rank = np.empty(len(clusters), dtype=np.int64)
+    rank[np.argsort(means, kind="stable")] = np.arange(len(clusters))
+    return rank[index]
 
 
 def _safe_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast_assets.core import clustering
 from forecast_assets.core.clustering import (
     CLUSTERING_FEATURES,
     cluster_skus,
@@ -253,3 +254,17 @@ def test_two_skus_fall_back_to_one_cluster() -> None:
     assert result.k == 1
     assert result.inertia == {}
     assert set(result.assignments) == {"cluster_0"}
+
+
+def test_metafeatures_do_not_depend_on_the_block_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.lognormal(0.0, 1.0, (53, 1)), (53, 40)).astype(float)
+    y[np.arange(40)[None, :] < rng.integers(0, 40, 53)[:, None]] = np.nan  # late starts
+    panel = panel_of({f"s{i}": row for i, row in enumerate(y)})
+    whole = compute_metafeatures(panel, season=4)
+
+    for rows in (2, 3, 13, 52):  # 52 would leave a last block of one row
+        monkeypatch.setattr(clustering, "_BLOCK_CELLS", rows * 40)
+        pd.testing.assert_frame_equal(
+            compute_metafeatures(panel, season=4), whole, check_exact=True
+        )

@@ -176,3 +176,56 @@ def test_attributes_are_the_latest_per_sku_in_panel_order() -> None:
 
     assert list(panel.attributes.index) == list(panel.skus) == ["a", "b"]
     assert panel.attributes["category"].tolist() == ["a-new", "b-new"]
+
+
+def grouped_reference(sales: pd.DataFrame, freq: str) -> pd.Series:
+    """pandas' own per-(sku, period) sums, to hold the matrix to."""
+    frame = sales.reset_index()
+    return frame.groupby(["sku", pd.Grouper(key="date", freq=freq)])["quantity"].sum()
+
+
+def test_daily_rows_land_in_their_cells() -> None:
+    rows = daily_rows("a", "2024-01-01", "2024-01-10", 2.0)
+    rows += [("2024-01-04", "b", 1.5), ("2024-01-09", "b", -0.0), ("2024-01-02", "c", 3.0)]
+    rows = rows[::-1]  # any row order
+
+    panel = resample_sales(sales_frame(rows), "D", min_history=1).panel
+
+    assert list(panel.skus) == ["a", "b", "c"]
+    assert panel.n_periods == 10
+    np.testing.assert_array_equal(panel.values[0], np.full(10, 2.0))
+    np.testing.assert_array_equal(panel.values[1, 3:], [1.5, 0, 0, 0, 0, 0, 0])
+    assert np.isnan(panel.values[1, :3]).all()
+    assert not np.signbit(panel.values[1, 8])  # a sold -0.0 counts as 0.0, as pandas sums it
+    np.testing.assert_array_equal(panel.values[2, 1:3], [3.0, 0.0])
+
+
+def test_several_rows_per_period_sum_exactly_as_pandas() -> None:
+    rng = np.random.default_rng(3)
+    days = pd.date_range(FIRST_SATURDAY, periods=70, freq="D")
+    rows = [
+        (str(day.date()), sku, float(rng.random() * 10))
+        for sku in ("x", "y", "z")
+        for day in days
+        for _ in range(int(rng.integers(1, 4)))  # several deliveries a day
+    ]
+    sales = sales_frame([rows[i] for i in rng.permutation(len(rows))])
+
+    panel = resample_sales(sales, "W-FRI", min_history=1).panel
+
+    expected = grouped_reference(sales, "W-FRI").unstack("date")
+    np.testing.assert_array_equal(panel.values, expected.loc[list(panel.skus)].to_numpy())
+
+
+def test_latest_attributes_take_the_later_row_on_a_tie_and_skip_missing_values() -> None:
+    rows = [("2024-01-06", "a", 1.0), ("2024-01-27", "a", 1.0), ("2024-01-27", "a", 2.0)]
+    rows += [("2024-01-06", "b", 1.0), ("2024-01-20", "b", 1.0)]
+    tie = sales_frame(rows, store=["s1", "s2", "s3", "t1", "t2"])
+    missing = sales_frame(rows, store=["s1", "s2", "s3", "t1", None])
+
+    tied = resample_sales(tie, "W-FRI", 1, attribute_columns=("store",)).panel
+    skipped = resample_sales(missing, "W-FRI", 1, attribute_columns=("store",)).panel
+
+    assert tied.attributes["store"].tolist() == ["s3", "t2"]
+    # As pandas' groupby last: a missing value does not replace the latest known one.
+    assert skipped.attributes["store"].tolist() == ["s3", "t1"]

@@ -37,29 +37,57 @@ def resample_sales(
     """
     if sales.empty:
         raise InsufficientDataError("there are no sales to resample")
-    frame = sales.reset_index()[["date", "sku", "quantity"]]
-    grouper = pd.Grouper(key="date", freq=freq)
-    summed = frame.groupby(["sku", grouper], sort=False, observed=True)["quantity"].sum()
-    labels = summed.index.get_level_values("date")
+    # Columnar and vectorized: SKUs and dates become integer codes, each (SKU, period) cell an
+    # index into the [SKU, period] matrix; no copy of the frame, no per-SKU loop.
+    dates = _dates(sales)
+    date_codes, unique_dates = pd.factorize(dates)
+    sku_codes, unique_skus = pd.factorize(sales["sku"].to_numpy())
+    quantity = sales["quantity"].to_numpy(dtype="float64")
+    complete = bool((date_codes >= 0).all() and (sku_codes >= 0).all())
+    if not complete:
+        # Rows without a SKU or a date belong to no (SKU, period) group and are left out;
+        # their dates still bin the axis, as with a pandas time grouper.
+        valid = (date_codes >= 0) & (sku_codes >= 0)
+        date_codes, quantity = date_codes[valid], quantity[valid]
+        used, sku_codes = np.unique(sku_codes[valid], return_inverse=True)
+        unique_skus = unique_skus[used]
+
+    label_of_date = _period_labels(unique_dates, freq)
+    labels = label_of_date if complete else label_of_date[np.unique(date_codes)]
     grid = pd.date_range(labels.min(), labels.max(), freq=freq)
-    partial = _partial_last_period(frame["date"], freq, grid)
+    partial = _partial_last_period(unique_dates, freq, grid)
     if partial is not None:
         grid = grid[:-1]
         if len(grid) == 0:
             raise InsufficientDataError(f"the data covers less than one full '{freq}' period")
 
-    skus = pd.Index(np.sort(summed.index.get_level_values("sku").unique()), name="sku")
-    rows = skus.get_indexer(summed.index.get_level_values("sku"))
-    cols = grid.get_indexer(labels)
-    inside = cols >= 0
-    values = np.full((len(skus), len(grid)), np.nan)
-    values[rows[inside], cols[inside]] = summed.to_numpy()[inside]
-    first = first_observed_index(values)
-    started = np.arange(len(grid))[None, :] >= first[:, None]
-    values = np.where(started & np.isnan(values), 0.0, values)
+    order = np.argsort(unique_skus)
+    skus = pd.Index(unique_skus[order], name="sku")
+    row_of_sku = np.empty(len(order), dtype=np.int64)
+    row_of_sku[order] = np.arange(len(order))
+    latest_row = _latest_rows(sku_codes, date_codes, unique_dates) if complete else None
 
-    history = len(grid) - first
-    total = np.nansum(values, axis=1)
+    n_periods = len(grid)
+    cols = grid.get_indexer(label_of_date)[date_codes]
+    cell = row_of_sku[sku_codes]
+    del sku_codes, date_codes
+    cell *= n_periods
+    cell += cols
+    inside = cols >= 0
+    del cols
+    if not inside.all():
+        cell, quantity = cell[inside], quantity[inside]
+    del inside
+    values = _sum_cells(cell, quantity, len(skus) * n_periods).reshape(len(skus), n_periods)
+    del cell, quantity
+    first = first_observed_index(values)
+    started = np.arange(n_periods)[None, :] >= first[:, None]
+    started &= np.isnan(values)
+    values[started] = 0.0
+    del started
+
+    history = n_periods - first
+    total = _row_nansum(values)
     short = history < min_history
     zero = ~short & (total <= 0)
     keep = ~short & ~zero
@@ -68,10 +96,23 @@ def resample_sales(
             f"no SKU has {min_history} periods of '{freq}' history with demand "
             f"(longest has {int(history.max())}); lower timeseries.min_history"
         )
-    attributes = _latest_attributes(sales, attribute_columns).reindex(skus[keep])
+    latest = None
+    if attribute_columns and latest_row is not None:
+        latest = sales[list(attribute_columns)].iloc[latest_row]
+    if latest is not None and not latest.isna().to_numpy().any():
+        attributes = latest.set_axis(pd.Index(unique_skus, name="sku"), axis=0)
+        attributes = attributes.reindex(skus[keep])
+    else:
+        # A missing value in a latest row: pandas' groupby last takes an earlier row's value.
+        attributes = _latest_attributes(sales, attribute_columns).reindex(skus[keep])
     panel = SalesPanel(
-        values=values[keep], skus=skus[keep], dates=grid, freq=freq, attributes=attributes
+        values=values if keep.all() else values[keep],
+        skus=skus[keep],
+        dates=grid,
+        freq=freq,
+        attributes=attributes,
     )
+    del values
     logger.info(
         "resampled %d SKUs to %d '%s' periods; dropped %d short and %d all-zero",
         panel.n_skus,
@@ -88,8 +129,70 @@ def resample_sales(
     )
 
 
+def _dates(sales: pd.DataFrame) -> pd.DatetimeIndex:
+    """The ``date`` of each row: the index named ``date`` (the contract), else the column."""
+    if sales.index.name == "date":
+        return pd.DatetimeIndex(sales.index)
+    return pd.DatetimeIndex(sales["date"])
+
+
+def _period_labels(unique_dates: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
+    """The period label of each date, binned exactly as a pandas time grouper bins the data
+    (the bins depend only on the first and the last date, which the distinct dates share)."""
+    order = np.argsort(unique_dates.asi8, kind="stable")
+    position = pd.Series(np.arange(len(order)), index=unique_dates[order])
+    # Sorted dates fill each bin in one run: a bin's first position marks where it starts.
+    starts = position.resample(freq).min().dropna()
+    bins = np.empty(len(order), dtype=np.int64)
+    bins[order] = np.searchsorted(starts.to_numpy(), np.arange(len(order)), side="right") - 1
+    return starts.index[bins]
+
+
+def _sum_cells(cell: np.ndarray, quantity: np.ndarray, n_cells: int) -> np.ndarray:
+    """Flat [SKU x period] matrix: the sum of each cell's quantities, NaN for cells without a row.
+
+    Sums as pandas' groupby sum does (NaN skipped, compensated summation in row order), so the
+    result is the same to the last bit; a cell with a single row takes its quantity as is.
+    """
+    present = np.zeros(n_cells, dtype=bool)
+    present[cell] = True
+    values = np.full(n_cells, np.nan)
+    if int(np.count_nonzero(present)) == len(cell):  # one row per cell (daily data)
+        values[cell] = np.where(np.isnan(quantity), 0.0, quantity) + 0.0  # -0.0 sums to 0.0
+    else:
+        sums = pd.Series(quantity, copy=False).groupby(cell, sort=False).sum()
+        values[sums.index.to_numpy()] = sums.to_numpy()
+    return values
+
+
+def _row_nansum(values: np.ndarray, rows_per_chunk: int = 4096) -> np.ndarray:
+    """``np.nansum(values, axis=1)`` a block of rows at a time (nansum copies what it sums)."""
+    return np.concatenate(
+        [
+            np.nansum(values[start : start + rows_per_chunk], axis=1)
+            for start in range(0, len(values), rows_per_chunk)
+        ]
+    )
+
+
+def _latest_rows(
+    sku_codes: np.ndarray, date_codes: np.ndarray, unique_dates: pd.DatetimeIndex
+) -> np.ndarray:
+    """Per SKU code, the position of its most recent row (the later row on a tie)."""
+    date_rank = np.empty(len(unique_dates), dtype=np.int64)
+    date_rank[np.argsort(unique_dates.asi8, kind="stable")] = np.arange(len(unique_dates))
+    rank = date_rank[date_codes]
+    n_skus = int(sku_codes.max()) + 1
+    newest = np.full(n_skus, -1, dtype=np.int64)
+    np.maximum.at(newest, sku_codes, rank)
+    latest = np.full(n_skus, -1, dtype=np.int64)
+    on_newest = np.flatnonzero(rank == newest[sku_codes])
+    np.maximum.at(latest, sku_codes[on_newest], on_newest)
+    return latest
+
+
 def _partial_last_period(
-    dates: pd.Series, freq: str, grid: pd.DatetimeIndex
+    dates: pd.Series | pd.DatetimeIndex, freq: str, grid: pd.DatetimeIndex
 ) -> pd.Timestamp | None:
     """The last period's label if the data stops before that period ends, else None."""
     unique = np.sort(dates.unique())
