@@ -128,7 +128,7 @@ def _refresh_sensor(settings: Settings, job, status) -> dg.SensorDefinition:
         sales = instance.get_latest_materialization_event(dg.AssetKey("raw_sales"))
         if sales is None:
             return dg.SkipReason("no sales history yet")
-        version = str(_metadata_value(sales, "history_version"))
+        version = str(sales.asset_materialization.metadata["history_version"].value)
         if version == context.cursor:
             return dg.SkipReason(f"history version {version} is already forecast")
         pending = _pending_runs(instance)
@@ -321,11 +321,6 @@ def _latest_storage_id(instance: dg.DagsterInstance, asset: str) -> int | None:
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=1
     ).records
     return records[0].storage_id if records else None
-
-
-def _metadata_value(event: dg.EventLogEntry, name: str) -> object:
-    metadata = event.asset_materialization.metadata
-    return metadata[name].value if name in metadata else event.timestamp
 
 
 def _shorten(text: str, limit: int = 200) -> str:

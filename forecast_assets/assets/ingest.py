@@ -99,10 +99,9 @@ def landing_files_accepted(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     (it is in quarantine, or left in place when it was still being written); the other files
     of the run are merged all the same, and the history keeps everything it had."""
     event = context.instance.get_latest_materialization_event(dg.AssetKey("raw_sales"))
-    metadata = event.asset_materialization.metadata if event else {}
+    ours = event is not None and event.run_id == context.run.run_id
+    metadata = event.asset_materialization.metadata if ours else {}
     refused = metadata["landing_refused"].value if "landing_refused" in metadata else []
-    if event is None or event.run_id != context.run.run_id:
-        refused = []
     if refused:
         lines = [_refusal_line(item) for item in refused]
         raise dg.Failure(
