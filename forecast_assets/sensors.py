@@ -31,6 +31,7 @@ import dagster as dg
 from forecast_assets.checks import FRESHNESS_CHECK
 from forecast_assets.core.data.landing import scan_landing
 from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.storage import append_line
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 from forecast_assets.settings import Settings
 
@@ -247,7 +248,7 @@ def _freshness_sensor(settings: Settings, status) -> dg.SensorDefinition:
 
 def _failure_sensor(settings: Settings, status) -> dg.SensorDefinition:
     webhook = settings.automation.failure_webhook_url
-    log_file = Path(settings.output.dir) / "run_failures.log"
+    log_file = settings.output.location / "run_failures.log"
 
     @dg.run_failure_sensor(
         name="report_run_failures",
@@ -259,9 +260,7 @@ def _failure_sensor(settings: Settings, status) -> dg.SensorDefinition:
         report = failure_report(context)
         context.log.error(report["text"])
         logger.error(report["text"])
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("a") as handle:
-            handle.write(report["text"] + "\n")
+        append_line(log_file, report["text"])
         if webhook:
             post_webhook(webhook, report)
 

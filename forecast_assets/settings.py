@@ -39,6 +39,7 @@ from forecast_assets.core.models.registry import (
     build_model,
     tunable_hyperparameters,
 )
+from forecast_assets.core.storage import ArtifactPath, UnknownStorageError, artifact_path, is_local
 from forecast_assets.core.training.tuning import SearchSpace, default_search_space
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
@@ -54,22 +55,24 @@ class _Section(BaseModel):
 class ExampleDataSettings(_Section):
     """Size of the embedded example data set used when ``data.path`` is empty."""
 
-    n_skus: int = Field(300, ge=4)
+    n_skus: int = Field(300, ge=4, description="SKUs in the example data")
     periods: int = Field(900, ge=60, description="days of history")
-    start: str = "2023-01-01"
+    start: str = Field("2023-01-01", description="first day of the example history")
 
 
 class DataSettings(_Section):
     path: str | None = Field(
         None, description="file, folder or glob of CSV / Parquet / gzip CSV; empty = example data"
     )
-    date_column: str = "date"
+    date_column: str = Field("date", description="column holding the sale's date")
     sku_columns: list[str] = Field(["sku"], min_length=1, description="one or several key columns")
     sku_separator: str = Field("-", description="joins several key columns into one SKU id")
-    quantity_column: str = "quantity"
+    quantity_column: str = Field("quantity", description="column holding the quantity sold")
     categorical_columns: list[str] = Field([], description="static SKU attributes, one-hot")
     multilabel_columns: list[str] = Field([], description="attributes holding several labels")
-    multilabel_separator: str = "|"
+    multilabel_separator: str = Field(
+        "|", description="separates the labels in a cell of a multilabel column"
+    )
     landing_dir: str = Field(
         "data/landing", description="where new sales files arrive (watched by new_sales_sensor)"
     )
@@ -168,10 +171,41 @@ class TimeseriesSettings(_Section):
         return self.season_length or infer_season_length(self.freq)
 
 
+# What each model hyperparameter does, shown in the settings reference; the names are the
+# constructors' arguments, shared across families where they mean the same.
+HYPERPARAMETER_HELP = {
+    "d_model": "width of the hidden representation",
+    "n_heads": "attention heads (d_model must divide by it)",
+    "encoder_layers": "transformer encoder layers over the past window",
+    "decoder_layers": "decoder layers, one query per forecast period",
+    "dim_feedforward": "width of each transformer block's feed-forward layer",
+    "dropout": "dropout rate while training",
+    "embedding_dim": "size of the learned SKU embedding",
+    "positional": "position encoding: sinusoidal | rope (rotary, on queries and keys)",
+    "pre_norm": "layer norm before attention and feed-forward (steadier training)",
+    "film": "condition on the SKU and its attributes by scale and shift (FiLM); off: add them",
+    "stochastic_depth": "chance of skipping a residual block while training",
+    "improved_head": "a hidden layer in the output head instead of one linear layer",
+    "skip_seasons": "seasons averaged by the linear path the network corrects (1 = seasonal naive)",
+    "patch_length": "periods per patch of the window",
+    "patch_stride": "periods between the starts of two patches",
+    "moving_average": "window of the moving average that splits trend from the rest",
+    "quantiles": "quantile heads trained with the pinball loss; their outer pair gives the "
+    "interval",
+    "channels": "channels of each temporal convolution",
+    "levels": "dilated convolution levels (the receptive field doubles per level)",
+    "kernel_size": "width of each convolution kernel",
+    "blocks": "mixer blocks, each mixing across patches and then across channels",
+    "expansion": "widening factor of the mixer's feed-forward layers",
+    "members": "model families averaged by the ensemble",
+    "member_options": "hyperparameters per member; empty = each family's own section",
+}
+
+
 def _options_section(model_type: str) -> type[_Section]:
     """The settings section of one model family, generated from its constructor."""
     fields: dict[str, Any] = {
-        name: (annotation, default)
+        name: (annotation, Field(default, description=HYPERPARAMETER_HELP[name]))
         for name, (annotation, default) in tunable_hyperparameters(model_type).items()
     }
     return create_model(f"{model_type.title()}Options", __base__=_Section, **fields)
@@ -243,12 +277,12 @@ ModelSettings = create_model(
 
 
 class TrainingSettings(_Section):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(256, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    epochs: int = Field(30, ge=1, description="most epochs per training run")
+    batch_size: int = Field(256, ge=1, description="windows per optimizer step")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW's peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW's weight decay")
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
-    grad_clip: float = Field(1.0, gt=0)
+    grad_clip: float = Field(1.0, gt=0, description="largest gradient norm per step")
     loss: Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"] = Field(
         "mae",
         description="on scaled targets; mae matches the MAE-based MASE it is judged by; "
@@ -313,7 +347,9 @@ class TuningSettings(_Section):
     direction: Literal["minimize"] = Field(
         "minimize", description="of the metric, the best validation loss of a trial"
     )
-    sampler: Literal["tpe", "random", "cmaes"] = "tpe"
+    sampler: Literal["tpe", "random", "cmaes"] = Field(
+        "tpe", description="how Optuna picks the next trial's hyperparameters"
+    )
     pruner: Literal["median", "hyperband", "none"] = Field(
         "median", description="stops trials whose per-epoch validation loss lags"
     )
@@ -339,8 +375,8 @@ class TuningSettings(_Section):
 
 
 class ClusteringSettings(_Section):
-    k_min: int = Field(2, ge=1)
-    k_max: int = Field(8, ge=1)
+    k_min: int = Field(2, ge=1, description="fewest clusters tried")
+    k_max: int = Field(8, ge=1, description="most clusters tried")
     min_cluster_size: int = Field(
         5, ge=1, description="k values giving smaller clusters are skipped"
     )
@@ -451,7 +487,37 @@ class AutomationSettings(_Section):
 
 
 class OutputSettings(_Section):
-    dir: str = Field(".forecast", description="forecasts.parquet / .csv and reports land here")
+    dir: str = Field(
+        ".forecast",
+        description="where every artifact lands: the history, models, reports, forecasts.parquet "
+        "/ .csv and the assets' stored values; a local folder or an object-store URL "
+        "(s3://bucket/prefix, gs://bucket/prefix) with its fsspec package installed",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for an object-store output.dir, e.g. "
+        "{endpoint_url: http://minio:9000} under client_kwargs; keep credentials in the "
+        "environment (AWS_ACCESS_KEY_ID...), not here",
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _reachable_storage(cls, value: str) -> str:
+        try:
+            artifact_path(value)
+        except UnknownStorageError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def location(self) -> ArtifactPath:
+        """``dir`` as a path object: local folders resolved, URLs with their options."""
+        path = artifact_path(self.dir, self.storage_options)
+        return path.resolve() if is_local(path) else path
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(artifact_path(self.dir))
 
 
 class Settings(BaseSettings):
@@ -473,9 +539,13 @@ class Settings(BaseSettings):
     gpu: GpuSettings = GpuSettings()
     automation: AutomationSettings = AutomationSettings()
     output: OutputSettings = OutputSettings()
-    seed: int = 42
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    seed: int = Field(42, description="seeds clustering, sampling and model initialisation")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where models train and forecast; auto = CUDA when available"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="of the forecast_assets loggers"
+    )
 
     @classmethod
     def settings_customise_sources(

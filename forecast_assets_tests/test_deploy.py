@@ -8,6 +8,7 @@ instance config goes through Dagster's own instance schema.
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -571,6 +572,22 @@ def test_definitions_load_with_the_deployed_settings(monkeypatch: pytest.MonkeyP
     settings = load_settings(DOCKER / "settings.yaml")
     pod = json.loads(repository.get_job("train_job").tags[K8S_CONFIG_TAG])
     assert pod["pod_spec_config"]["node_selector"] == settings.gpu.node_selector
+
+
+def test_deployed_definitions_put_artifacts_in_the_object_store_named_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORECAST_TUNING__STORAGE", OPTUNA_URL)
+    monkeypatch.setenv("FORECAST_OUTPUT__DIR", "s3://my-bucket/forecast")
+    resources = build_definitions(str(DOCKER / "settings.yaml")).resources
+    assert resources["output_store"].base_dir == "s3://my-bucket/forecast"
+    assert str(resources["output_store"].history_dir) == "s3://my-bucket/forecast/history"
+    assert resources["io_manager"].base_dir == "s3://my-bucket/forecast/assets"
+    # The image's [deploy] extra brings the S3 filesystem.
+    deploy_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["deploy"]
+    assert any(requirement.startswith("s3fs") for requirement in deploy_extra)
 
 
 # --- Dockerfiles

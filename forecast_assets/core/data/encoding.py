@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.preprocessing import MultiLabelBinarizer, OneHotEncoder
 
 from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
-from forecast_assets.core.storage import atomic_write
+from forecast_assets.core.storage import artifact_path, atomic_write
 
 
 class CategoricalEncoder:
@@ -79,9 +79,11 @@ class CategoricalEncoder:
 
     @classmethod
     def load(cls, path: str | Path) -> CategoricalEncoder:
-        if not Path(path).is_file():
+        stored = artifact_path(path)
+        if not stored.is_file():
             raise ModelNotFoundError(f"no saved categorical encoder at {path}")
-        encoder = joblib.load(path)
+        with stored.open("rb") as handle:
+            encoder = joblib.load(handle)
         if not isinstance(encoder, cls):
             raise ModelNotFoundError(f"{path} does not hold a CategoricalEncoder")
         return encoder

@@ -30,6 +30,14 @@ Merge rules:
   removed by the next successful merge, which deletes every part file that neither manifest
   references.
 - When reading, a SKU's attribute columns take the values of its most recent row.
+
+On an object store (``root`` an fsspec URL such as ``s3://bucket/history``) the layout and the
+rules are the same. There is no rename: each part file and the manifest is uploaded as one
+object, which the store publishes whole, so the manifest upload is the commit point. There is
+no ``flock`` either: the deployment lets one history writer run at a time (the run queue's
+``forecast_assets/history`` tag limit), and a merge that finds the manifest changed under it
+raises ConfigurationError instead of overwriting the other commit (part names carry a random
+tag there, so that two writers never write the same part file).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,7 +66,7 @@ from forecast_assets.core.errors import (
     DataValidationError,
     InsufficientDataError,
 )
-from forecast_assets.core.storage import atomic_write
+from forecast_assets.core.storage import ArtifactPath, artifact_path, atomic_write, is_local
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +120,14 @@ class HistoryStore:
     """The sales history under ``root``; see the module docstring for layout and rules."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        self.root = artifact_path(root)
+        self._local = is_local(self.root)
+        # Without a lock two writers may pick the same version: their part names must differ
+        # so that the refused one cannot overwrite a part the other committed.
+        self._writer_tag = "" if self._local else f"-{secrets.token_hex(4)}"
 
     @property
-    def _manifest_path(self) -> Path:
+    def _manifest_path(self) -> ArtifactPath:
         return self.root / MANIFEST
 
     def exists(self) -> bool:
@@ -154,16 +167,24 @@ class HistoryStore:
                 raise InsufficientDataError(
                     f"no sales history has been committed in {self.root} yet"
                 )
+            columns = list(manifest["columns"])
             try:
+                # Text columns come dictionary-encoded: the distinct values once and an int32
+                # code per row, instead of one string per row.
                 tables = [
-                    pq.read_table(self.root / path) for _, path in sorted(manifest["parts"].items())
+                    _read_table(
+                        self.root / path,
+                        columns=["date", "sku", "quantity", *columns],
+                        read_dictionary=["sku", *columns],
+                    )
+                    for _, path in sorted(manifest["parts"].items())
                 ]
             except FileNotFoundError:
                 # A merge committed twice since the manifest was read and removed its parts.
                 if attempt + 1 == _READ_ATTEMPTS or self.version == manifest["version"]:
                     raise
                 continue
-            return _to_frame(tables, list(manifest["columns"]))
+            return _to_frame(tables, columns)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def merge(
@@ -218,13 +239,13 @@ class HistoryStore:
             replaced = len(stored) + len(fresh) - len(combined)
             rows_replaced += replaced
             rows_new += len(fresh) - replaced
-            path = f"{PARTS}/year={year}/v{version:06d}.parquet"
+            path = f"{PARTS}/year={year}/v{version:06d}{self._writer_tag}.parquet"
             _write_part(_to_table(combined, columns).sort_by(_SORT), self.root / path)
             parts[year] = path
             part_rows[year] = len(combined)
         for year, path in parts.items():
             if year not in touched:
-                table = pq.read_table(self.root / path, columns=["sku"])
+                table = _read_table(self.root / path, columns=["sku"])
                 before_skus.append(pc.unique(table.column("sku")))
 
         known = pc.unique(pa.chunked_array(before_skus, type=pa.string()))
@@ -255,7 +276,7 @@ class HistoryStore:
             "last_date": stamps[-1].isoformat() if stamps else None,
             "committed_at": datetime.now(UTC).isoformat(),
         }
-        self._commit(manifest, old_raw)
+        self._commit(manifest, old_raw, old)
         self._collect_garbage()
         logger.info(
             "%s: committed version %d (%d new rows, %d replaced, years %s)",
@@ -275,10 +296,17 @@ class HistoryStore:
             years_rewritten=touched,
         )
 
-    def _commit(self, manifest: dict[str, Any], old_raw: bytes | None) -> None:
+    def _commit(
+        self, manifest: dict[str, Any], old_raw: bytes | None, old: dict[str, Any] | None
+    ) -> None:
         data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+        if not self._local:
+            self._check_unchanged(old)
         if old_raw is not None:
             atomic_write(self.root / PREVIOUS_MANIFEST, lambda tmp: _write_synced(tmp, old_raw))
+        if not self._local:
+            atomic_write(self._manifest_path, lambda tmp: tmp.write_bytes(data))
+            return
         fd, name = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".tmp", dir=self.root)
         tmp = Path(name)
         try:
@@ -290,34 +318,50 @@ class HistoryStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def _check_unchanged(self, old: dict[str, Any] | None) -> None:
+        """Without a lock, refuse to commit over a version another writer committed since
+        this merge read the manifest."""
+        now = self.manifest()
+        seen = int(old["version"]) if old else 0
+        if (int(now["version"]) if now else 0) != seen:
+            raise ConfigurationError(
+                f"the sales history in {self.root} was committed by another writer during this "
+                f"merge (version {seen} became {now['version'] if now else 0}); only one "
+                "history writer may run at a time. Nothing was committed; run the merge again."
+            )
+
     def _collect_garbage(self) -> None:
         """Remove part files that neither manifest references, and leftover temp files."""
-        keep: set[Path] = set()
+        keep: set[str] = set()
         try:
             # Both manifests are read before anything is deleted; a bad one stops the cleanup.
             for name in (MANIFEST, PREVIOUS_MANIFEST):
                 path = self.root / name
                 if path.is_file():
                     parts = self._parse_manifest(path.read_bytes())["parts"]
-                    keep.update((self.root / part).resolve() for part in parts.values())
+                    keep.update(self._identity(self.root / part) for part in parts.values())
             parts_dir = self.root / PARTS
             if parts_dir.is_dir():
                 for file in parts_dir.rglob("*"):
-                    if file.is_file() and file.resolve() not in keep:
+                    if file.is_file() and self._identity(file) not in keep:
                         file.unlink(missing_ok=True)
-                for folder in parts_dir.iterdir():
-                    if folder.is_dir() and not any(folder.iterdir()):
-                        folder.rmdir()
+                if self._local:  # object stores have no folders to remove
+                    for folder in parts_dir.iterdir():
+                        if folder.is_dir() and not any(folder.iterdir()):
+                            folder.rmdir()
             for leftover in self.root.glob(".*.tmp"):
                 leftover.unlink(missing_ok=True)
         except (OSError, DataValidationError) as exc:
             # The commit already succeeded; the next merge tries again.
             logger.warning("%s: could not remove old files (%s)", self.root, exc)
 
+    def _identity(self, path: ArtifactPath) -> str:
+        return str(path.resolve() if self._local else path)
+
     def _read_part(self, path: str | None, columns: list[str]) -> pd.DataFrame:
         if path is None:
             return _schema(columns).empty_table().to_pandas()
-        return pq.read_table(self.root / path).to_pandas()
+        return _read_table(self.root / path).to_pandas()
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -378,6 +422,9 @@ class HistoryStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        if not self._local:
+            yield  # see the module docstring: one writer at a time, checked before commit
+            return
         # flock locks belong to the open file, so threads with their own handle serialize too.
         with open(self.root / LOCK, "a") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -393,8 +440,21 @@ def _publish_manifest(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-def _write_part(table: pa.Table, target: Path) -> None:
-    """Write one immutable part file via a temp file, fsynced before and after the rename."""
+def _read_table(
+    path: ArtifactPath, columns: list[str] | None = None, read_dictionary: list[str] | None = None
+) -> pa.Table:
+    if is_local(path):
+        return pq.read_table(path, columns=columns, read_dictionary=read_dictionary)
+    with path.open("rb") as handle:
+        return pq.read_table(handle, columns=columns, read_dictionary=read_dictionary)
+
+
+def _write_part(table: pa.Table, target: ArtifactPath) -> None:
+    """Write one immutable part file whole: locally via a temp file, fsynced before and after
+    the rename; on an object store as one upload."""
+    if not is_local(target):
+        atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
@@ -502,27 +562,87 @@ def _to_table(flat: pd.DataFrame, columns: list[str]) -> pa.Table:
 
 
 def _to_frame(tables: list[pa.Table], columns: list[str]) -> pd.DataFrame:
-    """Parts as one standardized frame; each SKU's attributes from its most recent row."""
+    """Parts as one standardized frame, sorted by (sku, date); each SKU's attributes from its
+    most recent row. Empties ``tables``, so that the parts can be freed on the way.
+
+    Works on the dictionary codes and builds each column once: the text columns become object
+    arrays whose rows share one str per distinct value, and neither a table of per-row strings
+    nor a sorted copy of the whole table is made, so the peak stays near the result's size.
+    """
     schema = _schema(columns)
-    names = schema.names
-    if tables:
-        table = pa.concat_tables([t.select(names).cast(schema) for t in tables])
-    else:
-        table = schema.empty_table()
-    table = table.sort_by(_SORT)
-    frame = table.to_pandas()
-    if columns and len(frame):
-        sku = table.column("sku")
-        n = len(sku)
-        change = pc.not_equal(sku.slice(1), sku.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        # Rows are sorted by (sku, date): the last row of each SKU run is its most recent one.
-        last = np.append(np.flatnonzero(change), n - 1)
-        group = np.concatenate([[0], np.cumsum(change)])
-        pick = last[group]
-        for name in columns:
-            frame[name] = frame[name].to_numpy(dtype=object)[pick]
-    for name in ["sku", *columns]:
-        # pandas' future string dtype would change the loader's object columns.
-        if frame[name].dtype != object:
+    if not sum(table.num_rows for table in tables):
+        frame = schema.empty_table().to_pandas()
+        for name in ["sku", *columns]:
             frame[name] = frame[name].astype(object)
-    return frame.set_index("date")
+        return frame.set_index("date")
+    table = pa.concat_tables([_coded_part(part, schema) for part in tables]).unify_dictionaries()
+    tables.clear()
+    n = table.num_rows
+    dates = table.column("date").to_numpy()
+    sku_codes, sku_values = _codes(table.column("sku"))
+    rank = np.empty(len(sku_values), dtype=np.int32)
+    rank[np.argsort(sku_values, kind="stable")] = np.arange(len(sku_values), dtype=np.int32)
+    order = _sku_date_order(rank[sku_codes], dates)
+    index = pd.DatetimeIndex(dates[order], name="date")
+    quantity = table.column("quantity").to_numpy()[order]
+    sorted_sku = sku_codes[order]
+    del sku_codes, dates
+    # Rows are sorted by (sku, date): the last row of each SKU run is its most recent one.
+    last = np.append(np.flatnonzero(sorted_sku[1:] != sorted_sku[:-1]), n - 1)
+    run_lengths = np.diff(last, prepend=-1)
+    latest = {name: _codes(table.column(name), rows=order[last]) for name in columns}
+    del table, order
+    # Arrow's allocator keeps freed memory for reuse: hand it back before the text columns.
+    pa.default_memory_pool().release_unused()
+    out = {"sku": np.repeat(sku_values[sorted_sku[last]], run_lengths), "quantity": quantity}
+    del sorted_sku
+    for name, (codes, values) in latest.items():
+        out[name] = np.repeat(values[codes], run_lengths)
+    return pd.DataFrame(out, index=index, copy=False)
+
+
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def _coded_part(part: pa.Table, schema: pa.Schema) -> pa.Table:
+    """One part file in ``schema``'s types, its text columns dictionary-encoded."""
+    columns = {}
+    for field in schema:
+        column = part.column(field.name)
+        if field.type != pa.string():
+            columns[field.name] = column.cast(field.type)
+        elif pa.types.is_dictionary(column.type):
+            columns[field.name] = column.cast(_TEXT)
+        else:
+            columns[field.name] = pc.dictionary_encode(column.cast(pa.string()))
+    return pa.table(columns)
+
+
+def _codes(
+    column: pa.ChunkedArray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """int32 codes (of ``rows`` only, when given) into an object array of the distinct values
+    of a dictionary column with one dictionary; a null reads as None."""
+    values = column.chunk(0).dictionary.to_numpy(zero_copy_only=False)
+    # One code per distinct string, even if the dictionary held a value twice.
+    lookup, distinct = pd.factorize(values)
+    lookup = lookup.astype(np.int32)
+    distinct = np.asarray(distinct, dtype=object)
+    indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=pa.int32())
+    if column.null_count:
+        lookup = np.append(lookup, np.int32(len(distinct)))
+        indices = indices.fill_null(len(values))
+        distinct = np.append(distinct, None)
+    raw = indices.to_numpy()
+    return lookup[raw if rows is None else raw[rows]], distinct
+
+
+def _sku_date_order(sku_rank: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """Row order by (sku, date). Parts are written sorted by (sku, date) and read in year
+    order, so a stable sort by SKU (fast on such sorted runs) usually orders the dates as
+    well; that is checked, and both keys are sorted otherwise."""
+    order = np.argsort(sku_rank, kind="stable")
+    ranks, stamps = sku_rank[order], dates[order]
+    unordered = (ranks[1:] == ranks[:-1]) & (stamps[1:] < stamps[:-1])
+    del ranks, stamps
+    return np.lexsort((dates, sku_rank)) if unordered.any() else order

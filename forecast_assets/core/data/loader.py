@@ -187,10 +187,43 @@ def standardize_sales(
         _check_future_dates(frame[spec.date_column], dates, source, spec, _today(today))
     quantity = _parse_quantities(frame[spec.quantity_column], source, spec)
     sku = _sku_keys(frame, spec, source)
-    out = pd.DataFrame({"date": dates, "sku": sku, "quantity": quantity})
-    for name in spec.attribute_columns:
-        out[name] = _text(frame[name]).to_numpy()
-    return _aggregate_duplicates(out, spec, source)
+    attributes = {name: _coded_text(frame[name]) for name in spec.attribute_columns}
+    return _standard_frame(dates.to_numpy(), sku, quantity.to_numpy(), attributes, spec, source)
+
+
+def _standard_frame(
+    dates: np.ndarray,
+    sku: tuple[np.ndarray, np.ndarray],
+    quantity: np.ndarray,
+    attributes: dict[str, tuple[np.ndarray, np.ndarray]],
+    spec: ColumnSpec,
+    source: str,
+) -> pd.DataFrame:
+    """The standardized frame from parsed columns, text columns as (codes, distinct values).
+
+    Without duplicated (sku, date) pairs (the usual case) the frame is built in one go, rows
+    in stable date order, and the text columns share one str object per distinct value; no
+    intermediate frame is copied, which keeps the peak near the size of the result.
+    """
+    sku_codes, sku_names = sku
+    date_codes, unique_dates = pd.factorize(dates)
+    if _has_duplicates(sku_codes, len(sku_names), date_codes, len(unique_dates)):
+        out = pd.DataFrame({"date": dates, "sku": sku_names[sku_codes], "quantity": quantity})
+        for name, (codes, names) in attributes.items():
+            out[name] = names[codes]
+        return _aggregate_duplicates(out, spec, source)
+    # A stable sort of the date ranks orders rows as sort_values("date", kind="stable") does;
+    # small integer ranks sort in linear time.
+    rank_type = np.uint16 if len(unique_dates) <= np.iinfo(np.uint16).max else np.int64
+    rank = np.empty(len(unique_dates), dtype=rank_type)
+    rank[np.argsort(unique_dates, kind="stable")] = np.arange(len(unique_dates), dtype=rank_type)
+    order = np.argsort(rank[date_codes], kind="stable")
+    del date_codes
+    columns = {"sku": sku_names[sku_codes[order]], "quantity": quantity[order]}
+    for name, (codes, names) in attributes.items():
+        columns[name] = names[codes[order]]
+    index = pd.DatetimeIndex(dates[order], name="date")
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _aggregate_duplicates(frame: pd.DataFrame, spec: ColumnSpec, source: str) -> pd.DataFrame:
@@ -365,18 +398,66 @@ def _parse_quantities(values: pd.Series, source: str, spec: ColumnSpec) -> pd.Se
     return parsed.astype("float64").reset_index(drop=True)
 
 
-def _sku_keys(frame: pd.DataFrame, spec: ColumnSpec, source: str) -> pd.Series:
-    parts = []
+def _has_duplicates(
+    sku_codes: np.ndarray, n_skus: int, date_codes: np.ndarray, n_dates: int
+) -> bool:
+    """Whether a (sku, date) pair occurs twice. A bitmap of the pairs is much faster than
+    hashing them when it is small (dense daily data); sparse data hashes."""
+    key = sku_codes.astype(np.int64) * n_dates + date_codes
+    if n_skus * n_dates <= 8 * len(key):
+        seen = np.zeros(n_skus * n_dates, dtype=bool)
+        seen[key] = True
+        return int(np.count_nonzero(seen)) < len(key)
+    return bool(pd.Series(key, copy=False).duplicated().any())
+
+
+def _sku_keys(frame: pd.DataFrame, spec: ColumnSpec, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The SKU key of each row as (codes, distinct keys): the stripped text of the key
+    columns joined by ``sku_separator``."""
+    key: tuple[np.ndarray, np.ndarray] | None = None
     for name in spec.sku_columns:
-        text = _text(frame[name]).str.strip()
-        empty = text.eq("")
-        if empty.any():
-            _raise_bad_values(frame[name], empty, source, name, "is an empty SKU key")
-        parts.append(text)
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + spec.sku_separator + part
-    return key.reset_index(drop=True)
+        codes, names = _coded_text(frame[name], strip=True)
+        empty = names == ""
+        if empty.any() and empty[codes].any():
+            _raise_bad_values(frame[name], empty[codes], source, name, "is an empty SKU key")
+        if key is None:
+            key = (codes, names)
+            continue
+        # Joined on the distinct pairs only; pairs that join to the same text share a code.
+        pair_codes, pairs = pd.factorize(key[0].astype(np.int64) * len(names) + codes)
+        joined = key[1][pairs // len(names)] + spec.sku_separator + names[pairs % len(names)]
+        merged, distinct = pd.factorize(joined)
+        key = (merged[pair_codes], distinct.astype(object))
+    assert key is not None
+    return key
+
+
+def _coded_text(values: pd.Series, strip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``_text(values)`` (stripped when asked) as codes into an object array of distinct str.
+
+    Categorical and all-str columns are converted once per distinct value instead of once
+    per row, and the rows then share one str object per value: far less memory and time
+    on long extracts with few SKUs and attribute values.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) and not pd.api.types.is_float_dtype(
+        values.cat.categories
+    ):
+        codes = values.cat.codes.to_numpy()
+        distinct = pd.Series(values.cat.categories.to_numpy(), dtype=object)
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string":
+        codes, uniques = pd.factorize(values.to_numpy())
+        distinct = pd.Series(uniques, dtype=object)
+    else:  # numbers, mixed objects: per row as before
+        codes, uniques = pd.factorize(_text(values).to_numpy())
+        distinct = pd.Series(uniques, dtype=object)
+    # A missing value (code -1) reads as "", like _text's fillna("").
+    text = _text(pd.concat([distinct, pd.Series([""], dtype=object)], ignore_index=True))
+    if strip:
+        text = text.str.strip()
+    codes = np.where(codes < 0, len(distinct), codes)
+    # Values that differ only before the conversion ("a " and "a") get one code.
+    merged, names = pd.factorize(text.to_numpy())
+    return merged.astype(np.int32)[codes], np.asarray(names, dtype=object)
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 from forecast_assets.core.errors import ConfigurationError, ModelNotFoundError
-from forecast_assets.core.storage import atomic_write
+from forecast_assets.core.storage import artifact_path, atomic_write
 
 ScalingMethod = Literal["standard", "minmax", "maxabs"]
 _SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "maxabs": MaxAbsScaler}
@@ -73,9 +73,11 @@ class ScalerManager:
 
     @classmethod
     def load(cls, path: str | Path) -> ScalerManager:
-        if not Path(path).is_file():
+        stored = artifact_path(path)
+        if not stored.is_file():
             raise ModelNotFoundError(f"no saved scalers at {path}")
-        state = joblib.load(path)
+        with stored.open("rb") as handle:
+            state = joblib.load(handle)
         manager = cls(state["method"])
         manager.skus = pd.Index(state["skus"])
         manager.offset = np.asarray(state["offset"])

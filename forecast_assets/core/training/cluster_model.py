@@ -10,7 +10,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from forecast_assets.core.errors import ModelNotFoundError
 from forecast_assets.core.models.base import ForecastModel
 from forecast_assets.core.models.ensemble import ENSEMBLE
 from forecast_assets.core.models.registry import SEASONAL_NAIVE, SIZE_ARGUMENTS, build_model
-from forecast_assets.core.storage import atomic_write
+from forecast_assets.core.storage import ArtifactPath, artifact_path, atomic_write
 from forecast_assets.core.training.trainer import (
     Trainer,
     TrainerCallback,
@@ -77,7 +76,7 @@ def seasonal_naive_model(encoded: EncodedPanel, season: int) -> ClusterModel:
     )
 
 
-def save_cluster_model(path: str | os.PathLike[str], model: ClusterModel) -> Path:
+def save_cluster_model(path: str | os.PathLike[str], model: ClusterModel) -> ArtifactPath:
     """Write ``model`` to ``path`` atomically (a reader sees the old model or the new one)."""
     return atomic_write(path, lambda tmp: torch.save(model, tmp))
 
@@ -85,10 +84,12 @@ def save_cluster_model(path: str | os.PathLike[str], model: ClusterModel) -> Pat
 def load_cluster_model(path: str | os.PathLike[str]) -> ClusterModel | None:
     """The model stored at ``path``; None when there is none. An unreadable file raises
     ModelNotFoundError naming it."""
-    if not Path(path).exists():
+    stored = artifact_path(path)
+    if not stored.exists():
         return None
     try:
-        model = torch.load(path, weights_only=False)
+        with stored.open("rb") as handle:
+            model = torch.load(handle, weights_only=False)
     except Exception as exc:
         raise ModelNotFoundError(f"cannot read the stored model {path}: {exc}") from exc
     if not isinstance(model, ClusterModel):
@@ -179,7 +180,7 @@ def _train_ensemble(
     for name, member in ensemble.members.items():
         member_checkpoint = None
         if checkpoint is not None:
-            path = Path(checkpoint)
+            path = artifact_path(checkpoint)
             member_checkpoint = path.with_name(f"{path.stem}-{name}{path.suffix}")
         options = {**member.hyperparameters}
         for size in SIZE_ARGUMENTS:
@@ -223,13 +224,13 @@ def _train_ensemble(
 
 
 def checkpoint_path(
-    folder: Path,
+    folder: ArtifactPath,
     cluster: str,
     encoded: EncodedPanel,
     model_type: str,
     model_options: Mapping[str, object],
     config: TrainingConfig,
-) -> Path:
+) -> ArtifactPath:
     """Where training of ``cluster`` checkpoints: the name carries a fingerprint of the data,
     the model and the training settings, so that a retried run resumes only the very same
     training, and new data or settings start afresh."""
@@ -242,7 +243,7 @@ def checkpoint_path(
     return folder / f"{cluster}-{digest.hexdigest()[:16]}.pt"
 
 
-def remove_checkpoints(folder: Path, cluster: str) -> None:
+def remove_checkpoints(folder: ArtifactPath, cluster: str) -> None:
     """Drop the cluster's checkpoints once its trained model is stored."""
     for stale in folder.glob(f"{cluster}-*.pt"):
         stale.unlink(missing_ok=True)

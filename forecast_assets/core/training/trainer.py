@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -23,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from forecast_assets.core.errors import TrainingError
 from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
 from forecast_assets.core.models.losses import ForecastLoss, loss_weights
-from forecast_assets.core.storage import atomic_write
+from forecast_assets.core.storage import artifact_path, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.callbacks = list(callbacks)
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint = artifact_path(checkpoint) if checkpoint is not None else None
         self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -329,7 +328,8 @@ class _RunState:
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A checkpoint's content; a truncated or foreign file is a TrainingError naming it."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        with artifact_path(path).open("rb") as handle:
+            payload = torch.load(handle, map_location="cpu", weights_only=False)
     except Exception as error:
         raise TrainingError(
             f"checkpoint {path} cannot be read (truncated or not a checkpoint): {error}"
