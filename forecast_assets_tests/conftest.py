@@ -11,6 +11,21 @@ import yaml
 from forecast_assets.settings import deep_merge
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The design's assets, written out so that an asset dropped from the Definitions fails tests.
+DESIGN_ASSETS = [
+    "raw_sales",
+    "resampled_series",
+    "metafeatures",
+    "clusters",
+    "scalers",
+    "tuned_hyperparameters",
+    "encoded_features",
+    "cluster_model",
+    "evaluation_report",
+    "forecast_table",
+    "forecasts",
+    "evaluation_summary",
+]
 
 
 def small_settings(output_dir: Path) -> dict[str, Any]:

@@ -79,6 +79,7 @@ def forecast_vs_actual_plot(
             label="seasonal naive",
         )
         axis.set_title(str(sku), fontsize=9)
+        _concise_dates(axis)
         axis.tick_params(labelsize=7)
     for axis in axes[len(top) :]:
         axis.set_visible(False)
@@ -268,9 +269,7 @@ def forecast_report_plot(
         axis.axvline(future_dates.iloc[0], color="grey", linestyle=":", linewidth=0.8)
         axis.set_title(str(sku), fontsize=9)
         axis.set_ylabel("quantity", fontsize=8)
-        locator = AutoDateLocator()
-        axis.xaxis.set_major_locator(locator)
-        axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        _concise_dates(axis)
         axis.tick_params(labelsize=7)
     for axis in axes[len(top) :]:
         axis.set_visible(False)
@@ -354,6 +353,13 @@ def _method_columns(frame: pd.DataFrame, exclude: set[str]) -> list[str]:
         and pd.api.types.is_numeric_dtype(frame[column])
         and not pd.api.types.is_bool_dtype(frame[column])
     ]
+
+
+def _concise_dates(axis: Axes) -> None:
+    # Full dates on every tick overlap in a half-width panel; month / day ticks do not.
+    locator = AutoDateLocator(maxticks=7)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def _label(name: str) -> str:

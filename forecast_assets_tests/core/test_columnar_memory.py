@@ -110,6 +110,9 @@ def test_history_read_rows_share_one_str_per_distinct_value(tmp_path: Path) -> N
     pd.testing.assert_frame_equal(read, expected)
 
 
+_PROXY_POOLS: list[pa.MemoryPool] = []
+
+
 def test_history_read_never_holds_a_string_per_row(tmp_path: Path) -> None:
     # Long names: a table of per-row strings (or a sorted copy of one) would need more than
     # 60 bytes a row on arrow's side; dictionary codes need a few.
@@ -126,6 +129,9 @@ def test_history_read_never_holds_a_string_per_row(tmp_path: Path) -> None:
     HistoryStore(tmp_path).merge([(SourceRecord("s"), sales)], SIGNATURE)
     previous = pa.default_memory_pool()
     counting = pa.proxy_memory_pool(previous)
+    # Buffers allocated through the proxy return to it when freed, possibly after this test:
+    # the proxy must outlive them, or freeing them crashes the process.
+    _PROXY_POOLS.append(counting)
     pa.set_memory_pool(counting)
     try:
         read = HistoryStore(tmp_path).read()
