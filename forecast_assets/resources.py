@@ -23,7 +23,6 @@ from forecast_assets.core.storage import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
-    is_local,
 )
 from forecast_assets.settings import SETTINGS_ENV_VAR, Settings, load_settings
 
@@ -130,15 +129,11 @@ class AtomicPickleIOManager(dg.UPathIOManager):
         return base_path / quote(partition, safe="")
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        atomic_write(_artifact(path), lambda tmp: _pickle_to(tmp, obj))
+        atomic_write(path, lambda tmp: _pickle_to(tmp, obj))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         with path.open("rb") as handle:
             return pickle.load(handle)
-
-
-def _artifact(path: UPath) -> ArtifactPath:
-    return Path(path.path) if is_local(path) else path
 
 
 def _pickle_to(file: Path, obj: Any) -> None:

@@ -515,10 +515,6 @@ class OutputSettings(_Section):
         path = artifact_path(self.dir, self.storage_options)
         return path.resolve() if is_local(path) else path
 
-    @property
-    def is_local(self) -> bool:
-        return is_local(artifact_path(self.dir))
-
 
 class Settings(BaseSettings):
     """All settings of a forecasting deployment (the field names are a public contract)."""

@@ -62,9 +62,9 @@ def test_settings_refuse_an_output_dir_no_filesystem_serves(tmp_path: Path) -> N
 
 def test_settings_resolve_local_output_and_keep_urls() -> None:
     local = Settings(output={"dir": "out"})
-    assert local.output.is_local and local.output.location == Path("out").resolve()
+    assert is_local(local.output.location) and local.output.location == Path("out").resolve()
     remote = Settings(output={"dir": "s3://bucket/out", "storage_options": {"anon": True}})
-    assert not remote.output.is_local
+    assert not is_local(remote.output.location)
     assert str(remote.output.location) == "s3://bucket/out"
     assert remote.output.location.storage_options["anon"] is True
 
