@@ -6,6 +6,7 @@ refit, gated and backtested there; the same weights backtested on the CPU must a
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from forecast_assets.core.data.encoding import CategoricalEncoder
 from forecast_assets.core.data.features import build_features, fit_scalers, period_split
 from forecast_assets.core.data.panel import SalesPanel
-from forecast_assets.core.evaluation import accuracy_gate, evaluate_cluster, run_backtest
-from forecast_assets.core.training.cluster_model import refit_cluster_model, train_cluster_model
+from forecast_assets.core.evaluation import evaluate_cluster, run_backtest
+from forecast_assets.core.models.artifact import ServingPaths
+from forecast_assets.core.training.serve import GateConfig, ModelSpec, serve_cluster
 from forecast_assets.core.training.trainer import TrainingConfig
 
 
@@ -44,13 +46,16 @@ def main() -> None:
     )
     config = TrainingConfig(epochs=6, batch_size=256, learning_rate=3e-3, seed=1, device="cuda")
     options = {"members": ("lightweight", "mixer"), "season_length": 7}
+    spec = ModelSpec("ensemble", options, config, refit=True, export_onnx=False)
+    gate = GateConfig(season=7, threshold=1.0, device="cuda", engine="torch")
     started = time.perf_counter()
-    candidate = train_cluster_model(encoded, "ensemble", options, config)
-    _, decision, _ = accuracy_gate(
-        candidate, None, encoded, scalers, 7, threshold=1.0, device="cuda"
+    with tempfile.TemporaryDirectory() as folder:
+        paths = ServingPaths(Path(folder) / "models", Path(folder) / "checkpoints")
+        served = serve_cluster("c", encoded, scalers, spec, None, gate, paths)
+    candidate, decision, refit = served.candidate, served.gate, served.model
+    report = evaluate_cluster(
+        "c", refit, served.backtest, encoded, scalers, 0.9, device="cuda", engine="torch"
     )
-    refit = refit_cluster_model(candidate, encoded, options, config)
-    report = evaluate_cluster("c", refit, encoded, scalers, 7, 0.9, device="cuda", engine="torch")
     cuda_seconds = time.perf_counter() - started
     on_cpu = run_backtest(candidate, encoded, scalers, 7, device="cpu", engine="torch")
     on_cuda = run_backtest(candidate, encoded, scalers, 7, device="cuda", engine="torch")
@@ -65,7 +70,7 @@ def main() -> None:
                 "backtest_mase": round(report.metrics["mase"], 4),
                 "seasonal_naive_mase": round(report.baseline["mase"], 4),
                 "coverage": round(report.coverage, 4),
-                "refit_windows": refit.extra["refit"]["windows"],
+                "refit_windows": refit.refit.windows if refit.refit else None,
                 "cpu_vs_cuda_max_abs_forecast_gap": gap,
                 "seconds": round(cuda_seconds, 1),
             }

@@ -15,10 +15,9 @@ multi-label ``tags``, ``timeseries.freq: D``, window 56, horizon 14, ``min_histo
   once per cluster partition:
     scalers      fit_scalers(cluster panel, split, method)         (scalers)
     encode       build_features(panel, scalers, encoder, ...)      (encoded_features)
-    train        train_cluster_model(encoded, lightweight, ...)    (cluster_model)
-    gate         accuracy_gate(candidate, None, ...)               (cluster_model)
-    export       export_for_serving + save_cluster_model           (cluster_model)
-    evaluate     evaluate_cluster(...)                             (evaluation_report)
+    serve        serve_cluster(encoded, scalers, spec, None, ...)  (cluster_model)
+                 (train, export, gate and store; its phases' seconds follow the table)
+    evaluate     evaluate_cluster(..., the gate's backtest)        (evaluation_report)
     forecast     forecast_cluster(..., report.intervals)           (forecast_table)
   and
     combine      combine_forecasts(tables, assignments, horizon)   (forecasts)
@@ -53,7 +52,7 @@ the store are timed as rows of their own):
     clusters           cluster                                -> clusters
     scalers            scalers      (per cluster)             -> scalers
     encoded_features   encode       (per cluster)             -> encoded
-    cluster_model      train, gate, export (per cluster)      -> model
+    cluster_model      serve        (per cluster)             -> model
     evaluation_report  evaluate     (per cluster)             -> report
     forecast_table     forecast     (per cluster)             -> table
     forecasts          combine                                -> forecasts
@@ -245,111 +244,60 @@ def stage_encode(state: dict[str, Any], cluster: str) -> dict[str, Any]:
     }
 
 
-def _model_settings(state: dict[str, Any], cluster: str):
-    """Model family, its options and the trainer's configuration, as cluster_model builds
-    them (no tuning, no launch-time overrides), with the benchmark's epoch budget."""
+def stage_serve(state: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """The serving step as cluster_model runs it (no tuning, no launch-time overrides, no
+    previously served model), with the benchmark's epoch budget."""
     import dataclasses
 
-    from forecast_assets.core.training.trainer import TrainingConfig
+    from forecast_assets.core.models.artifact import ServingPaths
+    from forecast_assets.core.training.serve import serve_cluster
+    from forecast_assets.specs import gate_config, model_spec
 
     settings = state["settings"]
-    model = settings.model.for_cluster(cluster)
-    options = {**model.options(), "season_length": settings.timeseries.season}
-    training = TrainingConfig(
-        **settings.training.model_dump(exclude={"validation_periods", "refit"}),
-        season_length=settings.timeseries.season,
-        seed=settings.seed,
-        device=settings.device,
-    )
+    encoded = state["encoded"][cluster]
+    spec = model_spec(settings, cluster)
     budget = {"epochs": state["epochs"]}
     if state["max_windows"]:
         budget["max_windows_per_epoch"] = state["max_windows"]
-    return model, options, dataclasses.replace(training, **budget)
-
-
-def stage_train(state: dict[str, Any], cluster: str) -> dict[str, Any]:
-    from forecast_assets.core.training.cluster_model import (
-        checkpoint_path,
-        remove_checkpoints,
-        train_cluster_model,
+    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, **budget))
+    output = Path(state["output_dir"])
+    paths = ServingPaths(model_dir=output / "models", checkpoint_dir=output / "checkpoints")
+    served = serve_cluster(
+        cluster, encoded, state["scalers"][cluster], spec, None, gate_config(settings), paths
     )
-
-    encoded = state["encoded"][cluster]
-    model, options, training = _model_settings(state, cluster)
-    folder = Path(state["output_dir"]) / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = checkpoint_path(folder, cluster, encoded, model.type, options, training)
-    candidate = train_cluster_model(encoded, model.type, options, training, (), checkpoint)
-    remove_checkpoints(folder, cluster)
-    state.setdefault("candidate", {})[cluster] = candidate
-    result = candidate.training
+    state.setdefault("model", {})[cluster] = served
+    result = served.training
     return {
-        "model": candidate.model_type,
-        "parameters": candidate.parameter_count,
+        "model": served.candidate.model_type,
+        "parameters": served.candidate.parameter_count,
         "epochs_run": len(result.history),
-        "windows_per_epoch": min(len(encoded.train), training.max_windows_per_epoch or 10**12),
+        "windows_per_epoch": min(len(encoded.train), spec.training.max_windows_per_epoch or 10**12),
         "validation_windows": len(encoded.validation),
         "seconds_per_epoch": [round(record.seconds, 2) for record in result.history],
         "best_validation_loss": round(result.best_validation_loss, 4),
+        "served": served.gate.served,
+        "relative_mase": round(served.gate.candidate_relative_mase, 3),
+        "onnx": served.exports.onnx is not None,
+        "seconds_by_phase": {phase: round(value, 2) for phase, value in served.seconds.items()},
     }
-
-
-def stage_gate(state: dict[str, Any], cluster: str) -> dict[str, Any]:
-    from forecast_assets.core.evaluation import accuracy_gate
-    from forecast_assets.core.training.cluster_model import refit_cluster_model
-
-    settings = state["settings"]
-    encoded = state["encoded"][cluster]
-    candidate = state["candidate"].pop(cluster)
-    # A first training run: there is no previously served model.
-    served, decision, _ = accuracy_gate(
-        candidate,
-        None,
-        encoded,
-        state["scalers"][cluster],
-        season=settings.timeseries.season,
-        threshold=settings.evaluation.max_relative_mase,
-        nonnegative=settings.nonnegative,
-        device=settings.device,
-    )
-    if decision.promoted and settings.training.refit:
-        _, options, training = _model_settings(state, cluster)
-        served = refit_cluster_model(candidate, encoded, options, training)
-    served.extra["gate"] = decision.to_dict()
-    state.setdefault("model", {})[cluster] = served
-    return {"served": decision.served, "relative_mase": round(decision.candidate_relative_mase, 3)}
-
-
-def stage_export(state: dict[str, Any], cluster: str) -> dict[str, Any]:
-    from forecast_assets.core.inference.serving import export_for_serving
-    from forecast_assets.core.training.cluster_model import save_cluster_model
-
-    settings = state["settings"]
-    served = state["model"][cluster]
-    folder = Path(state["output_dir"]) / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx = False
-    if served.extra["gate"]["served"] == "candidate":
-        if settings.model.for_cluster(cluster).onnx:
-            onnx = export_for_serving(served, folder, cluster).onnx is not None
-        save_cluster_model(folder / f"{cluster}.pt", served)
-    return {"onnx": onnx}
 
 
 def stage_evaluate(state: dict[str, Any], cluster: str) -> dict[str, Any]:
     from forecast_assets.core.evaluation import evaluate_cluster
 
     settings = state["settings"]
+    served = state["model"][cluster]
     report = evaluate_cluster(
         cluster,
-        state["model"][cluster],
+        served.model,
+        served.backtest,
         state["encoded"][cluster],
         state["scalers"][cluster],
-        season=settings.timeseries.season,
         confidence=settings.forecast.confidence,
         nonnegative=settings.nonnegative,
         device=settings.device,
         engine=settings.forecast.engine,
+        gate=served.gate,
     )
     state.setdefault("report", {})[cluster] = report
     return {"mase": round(report.metrics["mase"], 3), "coverage": round(report.coverage, 3)}
@@ -360,7 +308,7 @@ def stage_forecast(state: dict[str, Any], cluster: str) -> dict[str, Any]:
     from forecast_assets.core.inference.predictor import engine_for
 
     settings = state["settings"]
-    model = state["model"][cluster]
+    model = state["model"][cluster].model
     table = forecast_cluster(
         cluster,
         model,
@@ -398,9 +346,7 @@ STAGES: dict[str, Stage] = {
 CLUSTER_STAGES: dict[str, ClusterStage] = {
     "scalers": stage_scalers,
     "encode": stage_encode,
-    "train": stage_train,
-    "gate": stage_gate,
-    "export": stage_export,
+    "serve": stage_serve,
     "evaluate": stage_evaluate,
     "forecast": stage_forecast,
 }
@@ -426,7 +372,7 @@ STEPS: list[Step] = [
     Step("clusters", ("cluster",), ("metafeatures",), "clusters"),
     Step("scalers", ("scalers",), ("panel", "clusters"), "scalers", True),
     Step("encoded_features", ("encode",), ("panel", "clusters", "scalers"), "encoded", True),
-    Step("cluster_model", ("train", "gate", "export"), ("encoded", "scalers"), "model", True),
+    Step("cluster_model", ("serve",), ("encoded", "scalers"), "model", True),
     Step("evaluation_report", ("evaluate",), ("model", "encoded", "scalers"), "report", True),
     Step("forecast_table", ("forecast",), ("model", "encoded", "scalers", "report"), "table", True),
     Step("forecasts", ("combine",), ("table", "clusters"), "forecasts"),
@@ -811,12 +757,11 @@ def print_clusters(run: dict) -> None:
     print(f"| cluster | SKUs | train windows / epoch | {' | '.join(stages)} | served |")
     print(f"|---|---|---|{'---|' * len(stages)}---|")
     for key in keys:
-        train = per_cluster.get("train", {}).get(key, {})
+        serve = per_cluster.get("serve", {}).get(key, {})
         seconds = " | ".join(f"{per_cluster[s][key]['seconds']:.2f}" for s in stages)
         print(
             f"| {key} | {per_cluster['encode'][key]['skus']:,} | "
-            f"{train.get('windows_per_epoch', 0):,} | {seconds} | "
-            f"{per_cluster.get('gate', {}).get(key, {}).get('served', '')} |"
+            f"{serve.get('windows_per_epoch', 0):,} | {seconds} | {serve.get('served', '')} |"
         )
 
 

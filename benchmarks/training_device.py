@@ -25,7 +25,7 @@ from forecast_assets.core.data.features import build_features, fit_scalers, peri
 from forecast_assets.core.data.generator import generate_sales
 from forecast_assets.core.data.loader import ColumnSpec, standardize_sales
 from forecast_assets.core.data.resample import resample_sales
-from forecast_assets.core.evaluation import evaluate_cluster
+from forecast_assets.core.evaluation import evaluate_cluster, run_backtest
 from forecast_assets.core.inference.forecast import forecast_cluster
 from forecast_assets.core.inference.serving import export_for_serving
 from forecast_assets.core.training.cluster_model import train_cluster_model
@@ -81,8 +81,9 @@ def train_and_serve(model_type, device, encoded, scalers, cluster, epochs) -> di
         epochs=epochs, patience=epochs, max_windows_per_epoch=12800, device=device
     )
     model = train_cluster_model(encoded, model_type, {"season_length": 7}, config)
+    tested = run_backtest(model, encoded, scalers, 7, device=device, engine="torch")
     report = evaluate_cluster(
-        cluster, model, encoded, scalers, 7, 0.9, device=device, engine="torch"
+        cluster, model, tested, encoded, scalers, 0.9, device=device, engine="torch"
     )
     eager = forecast_cluster(
         cluster, model, encoded, scalers, report.intervals, device=device, engine="torch"

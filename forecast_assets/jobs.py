@@ -4,15 +4,8 @@ import json
 
 import dagster as dg
 
+from forecast_assets.concurrency import GPU_RUN_TAGS, HISTORY_RUN_TAGS
 from forecast_assets.settings import GpuSettings
-
-# Runs carrying this tag are limited by the run queue (dagster.yaml) so that GPU jobs
-# never share a card.
-GPU_TAG_KEY = "forecast_assets/gpu"
-GPU_RUN_TAGS = {GPU_TAG_KEY: "true"}
-# The concurrency pool of the training step (limit in dagster.yaml): even inside one run or
-# across runs without the tag, only this many cluster models train at once.
-TRAINING_POOL = "forecast_assets_training"
 
 INGEST_ASSETS = ["raw_sales", "resampled_series", "metafeatures", "clusters"]
 CLUSTER_ASSETS = [
@@ -24,10 +17,6 @@ CLUSTER_ASSETS = [
     "forecast_table",
 ]
 
-# Runs that write the sales history carry this tag; the run queue (dagster.yaml) lets one
-# run at a time write it (the store also locks, so this only saves waiting on the lock).
-HISTORY_TAG_KEY = "forecast_assets/history"
-HISTORY_RUN_TAGS = {HISTORY_TAG_KEY: "write"}
 # Refreshing a forecast reuses the served models: the features are rebuilt on the new history.
 REFRESH_ASSETS = ["encoded_features", "forecast_table"]
 

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import Field
 from upath import UPath
 
+from forecast_assets.core.models.artifact import ServingPaths
 from forecast_assets.core.storage import (
     ArtifactPath,
     artifact_path,
@@ -90,10 +91,16 @@ class OutputStore(dg.ConfigurableResource):
         """``<base_dir>/models``: each cluster model's ONNX / TorchScript files."""
         return self.root / "models"
 
+    @property
+    def serving_paths(self) -> ServingPaths:
+        """Where the serving step keeps each cluster's served model, exports and
+        checkpoints."""
+        return ServingPaths(model_dir=self.model_dir, checkpoint_dir=self.checkpoint_dir)
+
     def served_model_path(self, cluster: str) -> ArtifactPath:
         """The last model of ``cluster`` that passed the accuracy gate, kept so that a
         rejected successor never replaces it."""
-        return self.model_dir / f"{cluster}.served.pt"
+        return self.serving_paths.served_model(cluster)
 
 
 def build_resources(

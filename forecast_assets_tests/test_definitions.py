@@ -7,9 +7,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from forecast_assets.concurrency import GPU_TAG_KEY, HISTORY_TAG_KEY, TRAINING_POOL
 from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.definitions import build_definitions, defs
-from forecast_assets.jobs import GPU_TAG_KEY, HISTORY_TAG_KEY, TRAINING_POOL
 from forecast_assets_tests.conftest import DESIGN_ASSETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

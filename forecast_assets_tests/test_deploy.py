@@ -31,8 +31,9 @@ from dagster_postgres.storage import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
 from kubernetes.utils import parse_quantity
 
+from forecast_assets.concurrency import GPU_TAG_KEY, HISTORY_TAG_KEY
 from forecast_assets.definitions import build_definitions
-from forecast_assets.jobs import GPU_TAG_KEY, HISTORY_TAG_KEY, K8S_CONFIG_TAG
+from forecast_assets.jobs import K8S_CONFIG_TAG
 from forecast_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

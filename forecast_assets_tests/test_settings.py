@@ -135,20 +135,20 @@ def test_season_length_follows_the_frequency(freq: str, season: int) -> None:
 
 
 def test_every_training_setting_reaches_the_trainer() -> None:
-    # cluster_model passes the training section to TrainingConfig by field name: a setting
-    # added on one side only would be silently ignored or break training.
+    # The serving step gets the training section as a TrainingConfig by field name: a
+    # setting added on one side only would be silently ignored or break training.
     from dataclasses import fields
 
-    from forecast_assets.assets.per_cluster import GRAPH_TRAINING_SETTINGS
     from forecast_assets.core.training.trainer import TrainingConfig
     from forecast_assets.settings import TrainingSettings
+    from forecast_assets.specs import SERVING_TRAINING_SETTINGS
 
     trainer_fields = {field.name for field in fields(TrainingConfig)} - {
         "seed",
         "device",
         "season_length",
     }
-    assert set(TrainingSettings.model_fields) - GRAPH_TRAINING_SETTINGS == trainer_fields
+    assert set(TrainingSettings.model_fields) - SERVING_TRAINING_SETTINGS == trainer_fields
 
 
 def test_each_model_family_has_a_section_generated_from_its_constructor(tmp_path: Path) -> None:
@@ -160,7 +160,12 @@ def test_each_model_family_has_a_section_generated_from_its_constructor(tmp_path
     assert settings.model.options()["blocks"] == 1
     for name, model_class in MODEL_TYPES.items():
         parameters = inspect.signature(model_class).parameters
-        expected = {p: parameters[p].default for p in parameters if p not in SIZE_ARGUMENTS}
+        # Keyword-only arguments are wiring the registry hands in, not settings.
+        expected = {
+            name: parameter.default
+            for name, parameter in parameters.items()
+            if name not in SIZE_ARGUMENTS and parameter.kind is not parameter.KEYWORD_ONLY
+        }
         assert getattr(settings.model, name).model_dump() == {
             **expected,
             **({"blocks": 1} if name == "mixer" else {}),

@@ -1,22 +1,21 @@
 """Per-cluster assets: one partition per cluster, from scalers to the cluster's forecast."""
 
-import dataclasses
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from forecast_assets.concurrency import TRAINING_POOL
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.data.encoding import CategoricalEncoder
 from forecast_assets.core.data.features import build_features, fit_scalers, period_split
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit
-from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
-from forecast_assets.core.evaluation import EvaluationReport, accuracy_gate, evaluate_cluster
+from forecast_assets.core.errors import DataValidationError
+from forecast_assets.core.evaluation import EvaluationReport, evaluate_cluster
 from forecast_assets.core.inference.forecast import forecast_cluster
 from forecast_assets.core.inference.predictor import engine_for
-from forecast_assets.core.inference.serving import ServingFiles, export_for_serving
+from forecast_assets.core.models.artifact import ClusterModel
 from forecast_assets.core.plots import (
     error_by_step_plot,
     fold_metrics_plot,
@@ -26,26 +25,20 @@ from forecast_assets.core.plots import (
     markdown_image,
     prediction_quality_plot,
 )
-from forecast_assets.core.training.cluster_model import (
-    ClusterModel,
-    checkpoint_path,
-    load_cluster_model,
-    refit_cluster_model,
-    remove_checkpoints,
-    save_cluster_model,
-    train_cluster_model,
+from forecast_assets.core.training.serve import (
+    ServedCluster,
+    previous_served_model,
+    resolve_model_spec,
+    serve_cluster,
 )
-from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback, TrainingConfig
+from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback
 from forecast_assets.core.training.tuning import TuningResult
-from forecast_assets.jobs import TRAINING_POOL
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
-from forecast_assets.settings import Settings, TrainingSettings, override_section
+from forecast_assets.settings import Settings, override_section
+from forecast_assets.specs import gate_config, model_spec
 
 GROUP = "per_cluster"
-# Training settings the graph applies itself (the split, the refit); the rest map one to one
-# onto the trainer's TrainingConfig.
-GRAPH_TRAINING_SETTINGS = {"validation_periods", "refit"}
 
 
 def cluster_panel(
@@ -179,7 +172,7 @@ def cluster_model(
     encoded_features: EncodedPanel,
     scalers: ScalerManager,
     tuned_hyperparameters: TuningResult | None,
-):  # MaterializeResult holding the served ClusterModel
+):  # MaterializeResult holding the ServedCluster
     """The model that serves the cluster. A new model (``model.type``, or the cluster's
     override in ``model.per_cluster``, with the tuned hyperparameters when there are any,
     trained with early stopping on the validation periods; launch-time run config beats
@@ -188,96 +181,27 @@ def cluster_model(
     the training pool, so clusters queue for the device instead of sharing it."""
     key = context.partition_key
     loaded = settings.load()
-    model_settings = loaded.model.for_cluster(key)
-    if config.model_type:
-        model_settings = override_section(
-            model_settings, {"type": config.model_type}, "run config model_type"
-        )
     launch = config.training_overrides()
     override_section(loaded.training, launch, "run config of cluster_model")  # checks them
-    model_options = {**model_settings.options(), "season_length": loaded.timeseries.season}
-    training = training_config(loaded, loaded.training)
-    tuned = tuned_hyperparameters
-    if tuned is not None and tuned.model_type == model_settings.type:
-        model_options = tuned.model_options(model_options)
-        training = tuned.training_config(training)
-        context.log.info(f"using tuned hyperparameters {tuned.best_params}")
-    training = dataclasses.replace(training, **launch)  # settings < tuned < launch
-    checkpoint = checkpoint_path(
-        output_store.checkpoint_dir,
+    spec = resolve_model_spec(
+        model_spec(loaded, key, config.model_type), tuned_hyperparameters, launch
+    )
+    if spec.tuned:
+        context.log.info(f"using tuned hyperparameters {spec.tuned}")
+    paths = output_store.serving_paths
+    served = serve_cluster(
         key,
         encoded_features,
-        model_settings.type,
-        model_options,
-        training,
-    )
-    if not config.resume:
-        remove_checkpoints(output_store.checkpoint_dir, key)
-    model = train_cluster_model(
-        encoded_features,
-        model_settings.type,
-        model_options,
-        training,
-        [RunLog(context.log)],
-        checkpoint,
-    )
-    candidate = model
-    served, decision, tested = accuracy_gate(
-        candidate,
-        previous_served_model(context, output_store, key),
-        encoded_features,
         scalers,
-        season=loaded.timeseries.season,
-        threshold=loaded.evaluation.max_relative_mase,
-        nonnegative=loaded.nonnegative,
-        device=loaded.device,
+        spec,
+        previous_served_model(paths, key, context.log),
+        gate_config(loaded),
+        paths,
+        callbacks=[RunLog(context.log)],
+        resume=config.resume,
+        log=context.log,
     )
-    serving = ServingFiles()
-    if decision.promoted:
-        context.log.info(f"accuracy gate {decision.reason}")
-        if loaded.training.refit:
-            context.log.info("refitting on all the data, validation and backtest included")
-            served = refit_cluster_model(
-                candidate, encoded_features, model_options, training, [RunLog(context.log)]
-            )
-        if model_settings.onnx:
-            serving = export_for_serving(served, output_store.model_dir, key)
-            for problem in serving.problems:
-                context.log.warning(problem)
-        save_cluster_model(output_store.served_model_path(key), served)
-    else:
-        context.log.warning(f"accuracy gate {decision.reason}")
-    served.extra["gate"] = decision.to_dict()
-    result = candidate.training
-    metadata = {
-        "served": decision.served,
-        "served_model_type": served.model_type,
-        "served_trained_at": served.trained_at,
-        "refit": "refit" in served.extra and decision.promoted,
-        "gate": decision.reason,
-        "backtest_mase": tested.metrics["mase"],
-        "backtest_mase_seasonal_naive": tested.baseline["mase"],
-        "candidate_relative_mase": decision.candidate_relative_mase,
-        "model_type": candidate.model_type,
-        "quantiles": dg.MetadataValue.json(list(candidate.quantiles)),
-        "onnx": dg.MetadataValue.path(str(serving.onnx)) if serving.onnx else "none",
-        "torchscript": (
-            dg.MetadataValue.path(str(serving.torchscript)) if serving.torchscript else "none"
-        ),
-        "parameters": candidate.parameter_count,
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early,
-        "best_validation_loss": result.best_validation_loss,
-        "training_seconds": round(result.seconds, 2),
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "learning_rate": training.learning_rate,
-        "device": result.device,
-        "trained_at": candidate.trained_at,
-        "loss_curve": dg.MetadataValue.md(
-            markdown_image(loss_curve_plot(result.history, result.best_epoch), "loss curve")
-        ),
-    }
+    decision = served.gate
     gate_check = dg.AssetCheckResult(
         check_name="accuracy_gate",
         passed=decision.promoted,
@@ -293,25 +217,52 @@ def cluster_model(
             "seasonal_naive_mase": decision.seasonal_naive_mase,
         },
     )
-    # Only now that the model is about to be stored may its checkpoint go.
-    remove_checkpoints(output_store.checkpoint_dir, key)
-    return dg.MaterializeResult(value=served, metadata=metadata, check_results=[gate_check])
+    return dg.MaterializeResult(
+        value=served, metadata=served_metadata(served), check_results=[gate_check]
+    )
 
 
-def previous_served_model(
-    context: dg.AssetExecutionContext, output_store: OutputStore, cluster: str
-) -> ClusterModel | None:
-    """The model that served ``cluster`` so far, if any; an unreadable one counts as none."""
-    try:
-        return load_cluster_model(output_store.served_model_path(cluster))
-    except ModelNotFoundError as error:
-        context.log.warning(f"{error}; the gate falls back to seasonal naive")
-        return None
+def served_metadata(served: ServedCluster) -> dict[str, object]:
+    """What the UI shows of a serving step: the verdict, the candidate and its training."""
+    candidate, result, exports = served.candidate, served.training, served.exports
+    return {
+        "served": served.gate.served,
+        "served_model_type": served.model.model_type,
+        "served_trained_at": served.model.trained_at,
+        "refit": served.model.refit is not None and served.promoted,
+        "gate": served.gate.reason,
+        "backtest_mase": served.backtest.metrics["mase"],
+        "backtest_mase_seasonal_naive": served.backtest.baseline["mase"],
+        "candidate_relative_mase": served.gate.candidate_relative_mase,
+        "model_type": candidate.model_type,
+        "quantiles": dg.MetadataValue.json(list(candidate.quantiles)),
+        "onnx": dg.MetadataValue.path(str(exports.onnx)) if exports.onnx else "none",
+        "torchscript": (
+            dg.MetadataValue.path(str(exports.torchscript)) if exports.torchscript else "none"
+        ),
+        "parameters": candidate.parameter_count,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "best_validation_loss": result.best_validation_loss,
+        "training_seconds": round(result.seconds, 2),
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "learning_rate": served.spec.training.learning_rate,
+        "device": result.device,
+        "trained_at": candidate.trained_at,
+        "seconds_by_phase": dg.MetadataValue.json(
+            {phase: round(value, 2) for phase, value in served.seconds.items()}
+        ),
+        "loss_curve": dg.MetadataValue.md(
+            markdown_image(loss_curve_plot(result.history, result.best_epoch), "loss curve")
+        ),
+    }
 
 
 @dg.asset(
     partitions_def=cluster_partitions,
     group_name=GROUP,
+    pool=TRAINING_POOL,  # the backtest runs the model on the device
     check_specs=[
         dg.AssetCheckSpec(
             "interval_coverage",
@@ -325,50 +276,29 @@ def evaluation_report(
     context: dg.AssetExecutionContext,
     settings: ForecastSettingsResource,
     output_store: OutputStore,
-    cluster_model: ClusterModel,
+    cluster_model: ServedCluster,
     encoded_features: EncodedPanel,
     scalers: ScalerManager,
 ):  # MaterializeResult holding the EvaluationReport
-    """The served model on the rolling-origin backtest: MSE, RMSE, MAE, MAPE, sMAPE, MASE,
-    RMSSE, WRMSSE, R², correlation and bias next to seasonal naive on the same windows, per
-    fold, per horizon step and per SKU; the intervals' coverage; the gate's decision; plots."""
+    """The served model on the rolling-origin backtest that the gate ran: MSE, RMSE, MAE,
+    MAPE, sMAPE, MASE, RMSSE, WRMSSE, R², correlation and bias next to seasonal naive on the
+    same windows, per fold, per horizon step and per SKU; the intervals' coverage; the
+    gate's decision; plots."""
     config = settings.load()
     key = context.partition_key
     report = evaluate_cluster(
         key,
-        cluster_model,
+        cluster_model.model,
+        cluster_model.backtest,
         encoded_features,
         scalers,
-        season=config.timeseries.season,
         confidence=config.forecast.confidence,
         nonnegative=config.nonnegative,
         device=config.device,
         engine=config.forecast.engine,
+        gate=cluster_model.gate,
     )
-    tested = report.backtest
-    last_fold = report.predictions[report.predictions["fold"] == report.predictions["fold"].max()]
-    plots = {
-        "prediction_quality": prediction_quality_plot(
-            report.predictions, f"{key}: backtest prediction quality"
-        ),
-        "forecast_vs_actual": forecast_vs_actual_plot(
-            last_fold,
-            _recent_history(
-                encoded_features, 4 * encoded_features.horizon, encoded_features.split.test_origin
-            ),
-            f"{key}: last backtest fold",
-        ),
-        "error_by_step": error_by_step_plot(tested.by_step, f"{key}: error by horizon step"),
-        "error_by_fold": fold_metrics_plot(
-            tested.by_fold[["fold", "mase", "mase_seasonal_naive"]].rename(
-                columns={"mase": "model", "mase_seasonal_naive": "seasonal_naive"}
-            ),
-            f"{key}: MASE per backtest fold",
-        ),
-    }
-    history = cluster_model.training.history
-    if history:
-        plots["training_history"] = loss_curve_plot(history, cluster_model.training.best_epoch)
+    plots = evaluation_plots(key, report, encoded_features, cluster_model.model)
     markdown = report.to_markdown()
     path = output_store.write_report(
         f"evaluation_{key}",
@@ -377,9 +307,9 @@ def evaluation_report(
     )
     # Per SKU and per fold, for planners who want to find the SKUs to watch.
     by_sku = output_store.write_table(
-        f"reports/evaluation_{key}_by_sku", tested.by_sku.reset_index()
+        f"reports/evaluation_{key}_by_sku", report.backtest.by_sku.reset_index()
     )
-    output_store.write_table(f"reports/evaluation_{key}_by_fold", tested.by_fold)
+    output_store.write_table(f"reports/evaluation_{key}_by_fold", report.backtest.by_fold)
     tolerance = config.evaluation.coverage_tolerance
     gap = report.coverage - report.confidence
     coverage_check = dg.AssetCheckResult(
@@ -393,8 +323,50 @@ def evaluation_report(
         metadata={"coverage": report.coverage, "nominal": report.confidence},
     )
     metadata = {
+        **report_metadata(report, markdown, plots),
+        "report_path": dg.MetadataValue.path(str(path)),
+        "by_sku_path": dg.MetadataValue.path(str(by_sku["csv"])),
+    }
+    return dg.MaterializeResult(value=report, metadata=metadata, check_results=[coverage_check])
+
+
+def evaluation_plots(
+    key: str, report: EvaluationReport, encoded: EncodedPanel, served: ClusterModel
+) -> dict[str, bytes]:
+    """The evaluation report's PNGs: prediction quality, the last fold against what sold,
+    error by step and by fold, and the served model's training history."""
+    tested = report.backtest
+    last_fold = report.predictions[report.predictions["fold"] == report.predictions["fold"].max()]
+    plots = {
+        "prediction_quality": prediction_quality_plot(
+            report.predictions, f"{key}: backtest prediction quality"
+        ),
+        "forecast_vs_actual": forecast_vs_actual_plot(
+            last_fold,
+            _recent_history(encoded, 4 * encoded.horizon, encoded.split.test_origin),
+            f"{key}: last backtest fold",
+        ),
+        "error_by_step": error_by_step_plot(tested.by_step, f"{key}: error by horizon step"),
+        "error_by_fold": fold_metrics_plot(
+            tested.by_fold[["fold", "mase", "mase_seasonal_naive"]].rename(
+                columns={"mase": "model", "mase_seasonal_naive": "seasonal_naive"}
+            ),
+            f"{key}: MASE per backtest fold",
+        ),
+    }
+    history = served.training.history
+    if history:
+        plots["training_history"] = loss_curve_plot(history, served.training.best_epoch)
+    return plots
+
+
+def report_metadata(
+    report: EvaluationReport, markdown: str, plots: dict[str, bytes]
+) -> dict[str, object]:
+    """What the UI shows of a cluster's evaluation: headline metrics, the report, plots."""
+    return {
         "model_type": report.model_type,
-        "folds": len(tested.origins),
+        "folds": len(report.backtest.origins),
         "mase": report.metrics["mase"],
         "mase_seasonal_naive": report.baseline["mase"],
         "rmsse": report.metrics["rmsse"],
@@ -416,18 +388,20 @@ def evaluation_report(
             name: dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
             for name, png in plots.items()
         },
-        "report_path": dg.MetadataValue.path(str(path)),
-        "by_sku_path": dg.MetadataValue.path(str(by_sku["csv"])),
     }
-    return dg.MaterializeResult(value=report, metadata=metadata, check_results=[coverage_check])
 
 
-@dg.asset(partitions_def=cluster_partitions, group_name=GROUP, kinds={"pandas"})
+@dg.asset(
+    partitions_def=cluster_partitions,
+    group_name=GROUP,
+    kinds={"pandas"},
+    pool=TRAINING_POOL,  # the forecast runs the model on the device
+)
 def forecast_table(
     context: dg.AssetExecutionContext,
     settings: ForecastSettingsResource,
     output_store: OutputStore,
-    cluster_model: ClusterModel,
+    cluster_model: ServedCluster,
     encoded_features: EncodedPanel,
     scalers: ScalerManager,
     evaluation_report: EvaluationReport,
@@ -435,9 +409,10 @@ def forecast_table(
     """The next horizon for every SKU of the cluster from the served model, in original
     units, with lower/upper bounds from the historical residuals at ``forecast.confidence``."""
     config = settings.load()
+    served = cluster_model.model
     table = forecast_cluster(
         context.partition_key,
-        cluster_model,
+        served,
         encoded_features,
         scalers,
         evaluation_report.intervals,
@@ -451,16 +426,16 @@ def forecast_table(
     plot = forecast_report_plot(recent, table, f"{context.partition_key}: forecast")
     path = output_store.write_report(
         f"forecast_{context.partition_key}",
-        f"### Forecast of {context.partition_key} ({cluster_model.model_type})\n\n{{forecast}}\n",
+        f"### Forecast of {context.partition_key} ({served.model_type})\n\n{{forecast}}\n",
         {"forecast": plot},
     )
     context.add_output_metadata(
         {
-            "model_type": cluster_model.model_type,
-            "trained_at": cluster_model.trained_at,
+            "model_type": served.model_type,
+            "trained_at": served.trained_at,
             "forecast_plot": dg.MetadataValue.md(markdown_image(plot, "forecast")),
             "report_path": dg.MetadataValue.path(str(path)),
-            "engine": engine_for(cluster_model, config.forecast.engine),
+            "engine": engine_for(served, config.forecast.engine),
             "rows": len(table),
             "skus": int(table["sku"].nunique()),
             "first_date": str(table["date"].min().date()),
@@ -499,18 +474,6 @@ def split_of(config: Settings, panel: SalesPanel) -> PeriodSplit:
         config.validation_periods,
         config.evaluation.folds,
         config.backtest_step,
-    )
-
-
-def training_config(config: Settings, training: TrainingSettings) -> TrainingConfig:
-    """The trainer's configuration: every training setting maps to the field of the same
-    name (the validation split is already applied in the encoded features; the refit is
-    the asset's doing)."""
-    return TrainingConfig(
-        **training.model_dump(exclude=GRAPH_TRAINING_SETTINGS),
-        season_length=config.timeseries.season,
-        seed=config.seed,
-        device=config.device,
     )
 
 

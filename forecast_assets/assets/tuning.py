@@ -5,12 +5,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from forecast_assets.assets.per_cluster import (
-    GROUP,
-    cluster_panel,
-    encode_cluster,
-    training_config,
-)
+from forecast_assets.assets.per_cluster import GROUP, cluster_panel, encode_cluster
+from forecast_assets.concurrency import TRAINING_POOL
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.scaling import ScalerManager
@@ -22,10 +18,10 @@ from forecast_assets.core.training.tuning import (
     stored_tuning,
     tune_cluster,
 )
-from forecast_assets.jobs import TRAINING_POOL
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource
 from forecast_assets.settings import Settings, search_space
+from forecast_assets.specs import training_config
 
 
 class TuningRunConfig(dg.Config):
@@ -85,7 +81,7 @@ def tuned_hyperparameters(
         lambda window: encode_cluster(loaded, panel, scalers, window),
         model_settings.type,
         {**model_settings.options(), "season_length": loaded.timeseries.season},
-        training_config(loaded, loaded.training),
+        training_config(loaded),
         tuning,
         search_space(loaded.tuning, model_settings.type),
         on_trial_end=log_trial,

@@ -9,6 +9,7 @@ fold's origin) and averaged over folds; seasonal naive is scored on the same win
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import asdict, dataclass, field
 
@@ -35,12 +36,8 @@ from forecast_assets.core.metrics import (
     seasonal_naive_forecast,
     seasonal_naive_scale,
 )
+from forecast_assets.core.models.artifact import ClusterModel, RefitInfo, seasonal_naive_model
 from forecast_assets.core.models.base import point_of
-from forecast_assets.core.training.cluster_model import (
-    ClusterModel,
-    evaluated_model,
-    seasonal_naive_model,
-)
 
 # Metrics that the per-fold table and the per-SKU table show.
 FOLD_METRICS = ("mase", "rmsse", "smape", "mae", "bias")
@@ -218,15 +215,20 @@ def accuracy_gate(
     threshold: float,
     nonnegative: bool = True,
     device: str = "auto",
+    engine: str = "auto",
 ) -> tuple[ClusterModel, GateDecision, Backtest]:
-    """The model that serves the cluster, the decision and the served model's backtest.
+    """The model that serves the cluster, the decision and the backtest of the served
+    model (of the model it was refit from, for a refit model).
 
     The candidate serves when its backtest MASE over seasonal naive's is below
     ``threshold``. Otherwise the previously served model does, if it still fits the data
     (same SKUs and inputs) and passes the same test on today's backtest; otherwise seasonal
     naive does. So the served model is never worse than seasonal naive on the backtest.
+    Each model is backtested through its ONNX export when it has one (unless ``engine`` is
+    torch), the way it serves.
     """
-    tested = run_backtest(candidate, encoded, scalers, season, nonnegative, device, "torch")
+    engine = judging_engine(engine)
+    tested = run_backtest(candidate, encoded, scalers, season, nonnegative, device, engine)
     relative = tested.relative_mase
     common = dict(
         threshold=threshold,
@@ -247,7 +249,7 @@ def accuracy_gate(
             # A refit model trained on periods that are in today's backtest: judge the model
             # it was refit from, which did not.
             earlier = run_backtest(
-                evaluated_model(previous), encoded, scalers, season, nonnegative, device
+                previous.evaluated, encoded, scalers, season, nonnegative, device, engine
             )
             if earlier.relative_mase < threshold:
                 reason = (
@@ -273,7 +275,15 @@ def accuracy_gate(
     decision = GateDecision(
         "seasonal_naive", reason=f"{rejected}; seasonal naive serves this cluster", **common
     )
-    return naive, decision, run_backtest(naive, encoded, scalers, season, nonnegative, device)
+    tested = run_backtest(naive, encoded, scalers, season, nonnegative, device, engine)
+    return naive, decision, tested
+
+
+def judging_engine(engine: str) -> str:
+    """The engine that backtests a model under the ``forecast.engine`` setting: its ONNX
+    export when it has one, unless torch is asked for. A model that is judged but never
+    served (a candidate to be refit) may have no export; then torch judges it."""
+    return "torch" if engine == "torch" else "auto"
 
 
 @dataclass
@@ -298,8 +308,8 @@ class EvaluationReport:
     quantile_band: tuple[float, float] | None = None
     quantile_coverage: float | None = None
     pinball: dict[str, float] = field(default_factory=dict)
-    gate: dict[str, object] | None = None  # GateDecision.to_dict() of the training run
-    refit: dict[str, object] | None = None  # epochs and windows when the served model is a refit
+    gate: GateDecision | None = None  # of the training run that chose the served model
+    refit: RefitInfo | None = None  # when the served model is a refit
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -374,11 +384,11 @@ class EvaluationReport:
         )
 
     def _gate_line(self) -> str:
-        line = f"Accuracy gate: {self.gate['reason']}.\n\n" if self.gate else ""
+        line = f"Accuracy gate: {self.gate.reason}.\n\n" if self.gate else ""
         if self.refit:
             line += (
                 f"The served model is the same family refit on all the data "
-                f"({self.refit['windows']} windows, {self.refit['epochs']} epochs); the figures "
+                f"({self.refit.windows} windows, {self.refit.epochs} epochs); the figures "
                 "below are those of the model it was refit from, which never saw the backtest.\n\n"
             )
         return line
@@ -397,24 +407,33 @@ class EvaluationReport:
 def evaluate_cluster(
     cluster: str,
     model: ClusterModel,
+    backtest: Backtest,
     encoded: EncodedPanel,
     scalers: ScalerManager,
-    season: int,
     confidence: float,
     nonnegative: bool = True,
     device: str = "auto",
     engine: str = "auto",
+    gate: GateDecision | None = None,
 ) -> EvaluationReport:
-    """Backtest ``model`` and measure its intervals.
+    """The report of the served ``model`` from the ``backtest`` that judged it (the gate's:
+    it is not run again), with its intervals measured.
 
     Coverage is honest: the backtest intervals use validation residuals only. The residual
     quantiles kept for forecasting pool validation and backtest residuals (the most recent
     errors). A refit model is judged by the model it was refit from, which never saw the
     backtest (its residuals then also make the intervals).
     """
-    judged = evaluated_model(model)
-    tested = run_backtest(judged, encoded, scalers, season, nonnegative, device, engine)
-    validation_residuals = _residuals(judged, encoded, encoded.validation, device, engine)
+    judged = model.evaluated
+    if backtest.model_type != judged.model_type:
+        raise ValueError(
+            f"the backtest is of a {backtest.model_type} model, not of the "
+            f"{judged.model_type} model that serves {cluster}"
+        )
+    tested, season = backtest, backtest.season
+    validation_residuals = _residuals(
+        judged, encoded, encoded.validation, device, judging_engine(engine)
+    )
     if len(validation_residuals) == 0:  # e.g. one validation period shorter than the horizon
         validation_residuals = tested.residuals
     validation_quantiles = residual_quantiles(validation_residuals, confidence)
@@ -429,8 +448,10 @@ def evaluate_cluster(
         encoded.raw[windows.rows],
         np.nan,
     )
-    tested.predictions["lower"] = lower.ravel()
-    tested.predictions["upper"] = upper.ravel()
+    # A copy: the gate's backtest stays as it was.
+    tested = dataclasses.replace(
+        tested, predictions=tested.predictions.assign(lower=lower.ravel(), upper=upper.ravel())
+    )
     band = band_coverage = None
     pinball: dict[str, float] = {}
     if tested.quantiles is not None:
@@ -458,8 +479,8 @@ def evaluate_cluster(
         quantile_band=band,
         quantile_coverage=band_coverage,
         pinball=pinball,
-        gate=model.extra.get("gate"),
-        refit=model.extra.get("refit"),
+        gate=gate,
+        refit=model.refit,
     )
 
 
@@ -488,7 +509,7 @@ def combined_summary(reports: dict[str, EvaluationReport]) -> pd.DataFrame:
                 "smape": report.metrics["smape"],
                 "coverage": report.coverage,
                 "nominal": report.confidence,
-                "served": (report.gate or {}).get("served", "candidate"),
+                "served": report.gate.served if report.gate else "candidate",
             }
         )
     return pd.DataFrame(rows)

@@ -66,7 +66,7 @@ def test_members_are_trained_on_their_own_and_combined(tmp_path) -> None:
     assert model.model_type == "ensemble"
     assert {key.split(".")[1] for key in model.state_dict} == {"lightweight", "mixer"}
     assert model.hyperparameters["member_options"]["lightweight"]["channels"] == 8
-    assert set(model.extra["members"]) == {"lightweight", "mixer"}
+    assert set(model.members) == {"lightweight", "mixer"}
     # Each member is exactly what training that family alone gives (same seed, same data).
     alone = train_cluster_model(
         encoded, "mixer", {**options["member_options"]["mixer"], "season_length": SEASON}, config

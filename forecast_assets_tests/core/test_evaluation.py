@@ -28,14 +28,15 @@ from forecast_assets.core.inference.forecast import (
     forecast_schema_problems,
 )
 from forecast_assets.core.metrics import seasonal_naive_forecast
-from forecast_assets.core.models.registry import build_model
-from forecast_assets.core.training.cluster_model import (
+from forecast_assets.core.models.artifact import (
     ClusterModel,
+    RefitInfo,
+    TrainingResult,
     load_cluster_model,
     save_cluster_model,
     seasonal_naive_model,
 )
-from forecast_assets.core.training.trainer import TrainingResult
+from forecast_assets.core.models.registry import build_model
 
 SEASON = 7
 HORIZON = 7
@@ -185,7 +186,9 @@ def test_backtest_reports_per_fold_step_and_sku():
 def test_evaluation_measures_interval_coverage_on_the_backtest():
     encoded, scalers = encode(weekly_panel())
     naive = seasonal_naive_model(encoded, SEASON)
-    report = evaluate_cluster("cluster_0", naive, encoded, scalers, SEASON, confidence=0.9)
+    tested = run_backtest(naive, encoded, scalers, SEASON)
+    report = evaluate_cluster("cluster_0", naive, tested, encoded, scalers, confidence=0.9)
+    assert "lower" not in tested.predictions  # the gate's backtest is left as it was
     inside = (report.predictions["actual"] >= report.predictions["lower"]) & (
         report.predictions["actual"] <= report.predictions["upper"]
     )
@@ -348,17 +351,20 @@ def test_refit_learns_from_every_period_and_is_judged_by_its_candidate():
     options = {"channels": 8, "season_length": SEASON}
     candidate = train_cluster_model(encoded, "lightweight", options, config)
     refit = refit_cluster_model(candidate, encoded, options, config)
-    assert refit.extra["evaluated_model"] is candidate
-    assert refit.extra["refit"] == {
-        "epochs": candidate.training.best_epoch,
-        "windows": len(everything),
-    }
+    assert refit.refit_from is candidate and refit.evaluated is candidate
+    assert refit.refit == RefitInfo(epochs=candidate.training.best_epoch, windows=len(everything))
     assert len(refit.training.history) == candidate.training.best_epoch
     changed = [
         k for k in refit.state_dict if not torch.equal(refit.state_dict[k], candidate.state_dict[k])
     ]
     assert changed
-    judged = evaluate_cluster("c", refit, encoded, scalers, SEASON, confidence=0.9)
-    direct = evaluate_cluster("c", candidate, encoded, scalers, SEASON, confidence=0.9)
+    tested = run_backtest(candidate, encoded, scalers, SEASON)
+    judged = evaluate_cluster("c", refit, tested, encoded, scalers, confidence=0.9)
+    direct = evaluate_cluster("c", candidate, tested, encoded, scalers, confidence=0.9)
     assert judged.metrics == direct.metrics and judged.coverage == direct.coverage
     assert judged.refit is not None and "refit on all the data" in judged.to_markdown()
+    naive = seasonal_naive_model(encoded, SEASON)
+    with pytest.raises(ValueError, match="backtest is of a seasonal_naive model"):
+        evaluate_cluster(
+            "c", refit, run_backtest(naive, encoded, scalers, SEASON), encoded, scalers, 0.9
+        )

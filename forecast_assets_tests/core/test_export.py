@@ -22,11 +22,10 @@ from forecast_assets.core.inference.export import (
 )
 from forecast_assets.core.inference.predictor import engine_for, predict_windows
 from forecast_assets.core.inference.serving import TORCHSCRIPT_TYPES, export_for_serving
+from forecast_assets.core.models.artifact import ClusterModel, TrainingResult
 from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
 from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.registry import MODEL_TYPES, build_model
-from forecast_assets.core.training.cluster_model import ClusterModel
-from forecast_assets.core.training.trainer import TrainingResult
 from forecast_assets_tests.core.test_trainer import model_for, weekly_pattern_panel
 
 BATCH_SIZES = (1, 7, 64)

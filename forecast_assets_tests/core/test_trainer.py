@@ -12,13 +12,13 @@ from forecast_assets.core.data.features import build_features, fit_scalers, peri
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
 from forecast_assets.core.errors import TrainingError
+from forecast_assets.core.models.base import resolve_device
 from forecast_assets.core.models.registry import build_model
 from forecast_assets.core.training.trainer import (
     EpochRecord,
     Trainer,
     TrainerCallback,
     TrainingConfig,
-    resolve_device,
     warmup_cosine,
 )
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from forecast_assets.jobs import GPU_TAG_KEY
+from forecast_assets.concurrency import GPU_TAG_KEY
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 
 pytestmark = pytest.mark.integration

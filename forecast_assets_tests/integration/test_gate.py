@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from forecast_assets.assets import per_cluster
+from forecast_assets.core.training import serve
 from forecast_assets.definitions import build_definitions
 from forecast_assets.demo import run_graph
 
@@ -17,7 +17,7 @@ SHIFT = 1e5  # scaled units added to every output: far worse than seasonal naive
 
 def sabotage_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """From now on, every trained model comes out with its output shifted by SHIFT."""
-    real = per_cluster.train_cluster_model
+    real = serve.train_cluster_model
 
     def broken(*args, **kwargs):
         model = real(*args, **kwargs)
@@ -25,7 +25,7 @@ def sabotage_training(monkeypatch: pytest.MonkeyPatch) -> None:
         model.state_dict["autoregressive.bias"] = bias + SHIFT
         return model
 
-    monkeypatch.setattr(per_cluster, "train_cluster_model", broken)
+    monkeypatch.setattr(serve, "train_cluster_model", broken)
 
 
 def gate_result(instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
@@ -41,7 +41,7 @@ def test_a_worse_model_does_not_replace_the_served_one(
     keys = run_graph(defs, instance)
     key, other = keys[0], keys[1]
     models = tmp_path / "output" / "models"
-    first = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+    first = defs.load_asset_value("cluster_model", partition_key=key, instance=instance).model
     first_forecast = defs.load_asset_value("forecast_table", partition_key=key, instance=instance)
     served_file = (models / f"{key}.served.pt").read_bytes()
     onnx_file = (models / f"{key}.onnx").read_bytes()
@@ -62,14 +62,19 @@ def test_a_worse_model_does_not_replace_the_served_one(
     assert check.metadata["candidate_relative_mase"].value > 1000
 
     # The previous model still serves: as the asset's value, on disk, and in the forecast.
-    served = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+    outcome = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+    served = outcome.model
+    assert outcome.gate.served == "previous"
     assert served.trained_at == first.trained_at and served.model_type == first.model_type
     assert (models / f"{key}.served.pt").read_bytes() == served_file
     assert (models / f"{key}.onnx").read_bytes() == onnx_file
     forecast = defs.load_asset_value("forecast_table", partition_key=key, instance=instance)
     pd.testing.assert_frame_equal(forecast, first_forecast)
     report = defs.load_asset_value("evaluation_report", partition_key=key, instance=instance)
-    assert report.gate["served"] == "previous"
+    assert report.gate.served == "previous"
+    # The report's figures are the gate's backtest of the model that serves, not a rerun.
+    assert report.metrics == outcome.backtest.metrics
+    assert report.backtest.relative_mase == outcome.gate.previous_relative_mase
 
     # With no model that served before, the cluster falls back to seasonal naive.
     (models / f"{other}.served.pt").unlink()
@@ -98,13 +103,18 @@ def test_refit_serves_a_model_of_all_the_data_judged_by_its_candidate(
     defs = build_definitions(str(settings))
     keys = run_graph(defs, instance)
     for key in keys:
-        served = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+        outcome = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+        served = outcome.model
         encoded = defs.load_asset_value("encoded_features", partition_key=key, instance=instance)
-        candidate = served.extra["evaluated_model"]
-        assert served.extra["refit"]["windows"] == len(encoded.all_windows())
+        candidate = served.refit_from
+        assert candidate is not None and candidate.trained_at == outcome.candidate.trained_at
+        assert served.refit.windows == len(encoded.all_windows())
         assert served.trained_at >= candidate.trained_at
         report = defs.load_asset_value("evaluation_report", partition_key=key, instance=instance)
-        assert report.refit == served.extra["refit"]
+        assert report.refit == served.refit
+        # Judged by the candidate's backtest, the one the gate ran.
+        assert outcome.backtest.model_type == candidate.model_type
+        assert report.metrics == outcome.backtest.metrics
         # The published forecast is the refit model's, served through its own ONNX export.
         assert served.onnx is not None and served.onnx != candidate.onnx
         table = defs.load_asset_value("forecast_table", partition_key=key, instance=instance)

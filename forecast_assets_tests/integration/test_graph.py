@@ -102,7 +102,7 @@ def test_whole_graph_produces_the_forecast_contract(
         origins = sorted(report.predictions["origin"].unique())
         assert [pd.Timestamp(o) for o in origins] == list(panel.dates[[-13, -10, -7]])
         assert len(report.backtest.by_fold) == 3 and len(report.backtest.by_step) == horizon
-        assert report.gate is not None and report.gate["served"] == "candidate"
+        assert report.gate is not None and report.gate.served == "candidate"
         assert (output / "reports" / f"evaluation_{key}.md").is_file()
         for plot in PLOTS:
             assert (output / "reports" / f"evaluation_{key}_{plot}.png").stat().st_size > 1000

@@ -44,7 +44,7 @@ def test_whole_graph_trains_serves_and_forecasts_with_each_model_type(
     assert np.isfinite(table["forecast"]).all() and (table["lower"] <= table["upper"]).all()
 
     for key in keys:
-        model = defs.load_asset_value("cluster_model", partition_key=key, instance=instance)
+        model = defs.load_asset_value("cluster_model", partition_key=key, instance=instance).model
         assert model.model_type == expected_types[key]
         assert model.onnx is not None, f"{key} has no ONNX export"
         assert (tmp_path / "output" / "models" / f"{key}.onnx").is_file()

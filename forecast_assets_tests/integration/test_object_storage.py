@@ -10,8 +10,8 @@ import pytest
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.data.history import HistoryStore
 from forecast_assets.core.inference.forecast import FORECAST_COLUMNS
+from forecast_assets.core.models.artifact import load_cluster_model
 from forecast_assets.core.storage import artifact_path
-from forecast_assets.core.training.cluster_model import load_cluster_model
 from forecast_assets.definitions import build_definitions
 from forecast_assets.demo import run_graph
 from forecast_assets.jobs import CLUSTER_ASSETS

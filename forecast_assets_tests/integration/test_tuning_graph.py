@@ -49,7 +49,9 @@ def test_tune_job_feeds_train_job_and_resumes_its_study(write_settings, instance
     # Tuning is off in the settings: train_job reads the study's best, never extends it.
     assert latest_metadata(instance, "tuned_hyperparameters")["trials"].value == 3
     assert latest_metadata(instance, "encoded_features")["window"].value == best["window"]
-    model = defs.load_asset_value("cluster_model", partition_key="cluster_0", instance=instance)
+    model = defs.load_asset_value(
+        "cluster_model", partition_key="cluster_0", instance=instance
+    ).candidate
     assert model.hyperparameters["channels"] == best["channels"]
     assert model.hyperparameters["window"] == best["window"]
     assert latest_metadata(instance, "cluster_model")["learning_rate"].value == pytest.approx(
@@ -58,7 +60,9 @@ def test_tune_job_feeds_train_job_and_resumes_its_study(write_settings, instance
 
     # A cluster never tuned trains with the settings' values.
     assert train.execute_in_process(instance=instance, partition_key="cluster_1").success
-    model = defs.load_asset_value("cluster_model", partition_key="cluster_1", instance=instance)
+    model = defs.load_asset_value(
+        "cluster_model", partition_key="cluster_1", instance=instance
+    ).candidate
     assert model.hyperparameters["channels"] == 16 and model.hyperparameters["window"] == 28
 
 

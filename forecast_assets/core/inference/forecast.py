@@ -12,10 +12,13 @@ from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import DataValidationError, ModelNotFoundError
 from forecast_assets.core.inference.intervals import ResidualQuantiles, interval_bounds
 from forecast_assets.core.inference.predictor import predict_cluster, to_original_units
+from forecast_assets.core.models.artifact import ClusterModel
 from forecast_assets.core.models.base import point_of
-from forecast_assets.core.training.cluster_model import ClusterModel
 
-FORECAST_COLUMNS = ("sku", "date", "forecast", "lower", "upper", "cluster", "model", "trained_at")
+# The forecast table's columns, by name for the code that handles them one by one.
+SKU, DATE, FORECAST, LOWER, UPPER = "sku", "date", "forecast", "lower", "upper"
+CLUSTER, MODEL, TRAINED_AT = "cluster", "model", "trained_at"
+FORECAST_COLUMNS = (SKU, DATE, FORECAST, LOWER, UPPER, CLUSTER, MODEL, TRAINED_AT)
 
 
 def quantile_column(quantile: float) -> str:

@@ -8,9 +8,8 @@ import torch
 from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel, WindowSet, batch_to_tensors
 from forecast_assets.core.errors import ModelNotFoundError
-from forecast_assets.core.models.base import ForecastModel
-from forecast_assets.core.training.cluster_model import ClusterModel
-from forecast_assets.core.training.trainer import model_inputs, resolve_device
+from forecast_assets.core.models.artifact import ClusterModel
+from forecast_assets.core.models.base import ForecastModel, model_inputs, resolve_device
 
 
 @torch.no_grad()

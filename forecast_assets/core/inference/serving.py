@@ -9,7 +9,8 @@ from pathlib import Path
 
 from forecast_assets.core.errors import ExportError
 from forecast_assets.core.inference.export import export_onnx, export_torchscript
-from forecast_assets.core.training.cluster_model import ClusterModel
+from forecast_assets.core.models.artifact import ClusterModel
+from forecast_assets.core.storage import ArtifactPath, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +20,12 @@ TORCHSCRIPT_TYPES = ("lightweight", "mixer")
 
 @dataclass
 class ServingFiles:
-    onnx: Path | None = None
-    torchscript: Path | None = None
+    onnx: ArtifactPath | None = None
+    torchscript: ArtifactPath | None = None
     problems: list[str] = field(default_factory=list)
 
 
-def export_for_serving(model: ClusterModel, folder: Path, name: str) -> ServingFiles:
+def export_for_serving(model: ClusterModel, folder: ArtifactPath, name: str) -> ServingFiles:
     """Export ``model`` to ``folder/<name>.onnx`` (and ``.torchscript.pt`` for the
     lightweight families) and keep the ONNX bytes in the model, so the forecast always runs
     the export of these very weights.
@@ -52,3 +53,18 @@ def export_for_serving(model: ClusterModel, folder: Path, name: str) -> ServingF
             files.problems.append(str(error))
             logger.warning("TorchScript export of %s failed: %s", name, error)
     return files
+
+
+def publish(staged: ServingFiles, folder: ArtifactPath, name: str, model_type: str) -> ServingFiles:
+    """Put the files of an export made elsewhere (``export_for_serving`` into a staging
+    folder) at ``folder/<name>.*``, each written whole. A file the export could not make is
+    removed there, so an earlier model's file cannot pass for this one's."""
+    published = ServingFiles(problems=list(staged.problems))
+    targets = {"onnx": folder / f"{name}.onnx", "torchscript": folder / f"{name}.torchscript.pt"}
+    for kind, target in targets.items():
+        source = getattr(staged, kind)
+        if source is not None:
+            setattr(published, kind, atomic_write_bytes(target, Path(source).read_bytes()))
+        elif kind == "onnx" or model_type in TORCHSCRIPT_TYPES:
+            target.unlink(missing_ok=True)
+    return published

@@ -7,6 +7,8 @@ import inspect
 import torch
 from torch import nn
 
+from forecast_assets.core.errors import TrainingError
+
 MODEL_INPUTS = ("past", "past_time", "future_time", "sku", "static")
 
 
@@ -41,9 +43,11 @@ class ForecastModel(nn.Module):
 
     def keep_hyperparameters(self, arguments: dict[str, object]) -> None:
         """Keep every constructor argument (pass ``locals()``) so that ``type(self)(**h)``
-        rebuilds the model; reading the signature means none can be forgotten."""
-        names = inspect.signature(type(self).__init__).parameters
-        self.hyperparameters = {name: arguments[name] for name in names if name != "self"}
+        rebuilds the model; reading the signature means none can be forgotten. Keyword-only
+        arguments are wiring handed in by the registry, not hyperparameters."""
+        self.hyperparameters = {
+            name: arguments[name] for name in hyperparameter_names(type(self).__init__)
+        }
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -51,6 +55,30 @@ class ForecastModel(nn.Module):
     def point_forecast(self, output: torch.Tensor) -> torch.Tensor:
         """[B, H] point forecast of a forward output: the median head of a quantile model."""
         return point_of(output, self.quantiles)
+
+
+def hyperparameter_names(init) -> list[str]:
+    """The constructor arguments of a model that are its hyperparameters: all but ``self``
+    and the keyword-only ones."""
+    return [
+        name
+        for name, parameter in inspect.signature(init).parameters.items()
+        if name != "self" and parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+    ]
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """The forward arguments of a batch (see ``encoded.batch``), in order, on ``device``."""
+    return [batch[name].to(device, non_blocking=True) for name in MODEL_INPUTS]
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when there is a card, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' was asked for but no CUDA device is available")
+    return torch.device(requested)
 
 
 def median_index(quantiles: tuple[float, ...] | list[float]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,6 +11,10 @@ from torch import nn
 from forecast_assets.core.models.base import ForecastModel, point_of
 
 ENSEMBLE = "ensemble"
+
+# Builds one member family sized like the ensemble: (family, **hyperparameters) -> model. The
+# registry hands in its own builder, so this module need not know the other families.
+MemberBuilder = Callable[..., ForecastModel]
 
 
 class EnsembleForecaster(ForecastModel):
@@ -29,17 +34,13 @@ class EnsembleForecaster(ForecastModel):
         season_length: int = 1,
         members: tuple[str, ...] = ("lightweight", "mixer"),
         member_options: dict[str, dict[str, Any]] | None = None,
+        *,
+        build_member: MemberBuilder,
     ) -> None:
         super().__init__()
-        # Imported here: the registry imports this module.
-        from forecast_assets.core.models.registry import available_model_types, build_model
-
         members = tuple(members)
         if len(members) < 2 or len(set(members)) != len(members):
             raise ValueError(f"an ensemble needs two or more different families, got {members}")
-        unknown = [m for m in members if m == ENSEMBLE or m not in available_model_types()]
-        if unknown:
-            raise ValueError(f"ensemble members {unknown} are not trainable model families")
         self.keep_hyperparameters(locals())
         self.hyperparameters["members"] = members
         sizes = dict(
@@ -52,7 +53,7 @@ class EnsembleForecaster(ForecastModel):
         )
         options = member_options or {}
         self.members = nn.ModuleDict(
-            {name: build_model(name, **sizes, **options.get(name, {})) for name in members}
+            {name: build_member(name, **sizes, **options.get(name, {})) for name in members}
         )
 
     def forward(

@@ -6,7 +6,7 @@ import inspect
 import typing
 
 from forecast_assets.core.errors import ModelNotFoundError
-from forecast_assets.core.models.base import ForecastModel
+from forecast_assets.core.models.base import ForecastModel, hyperparameter_names
 from forecast_assets.core.models.ensemble import ENSEMBLE, EnsembleForecaster
 from forecast_assets.core.models.lightweight import TCNForecaster
 from forecast_assets.core.models.mixer import MixerForecaster
@@ -48,7 +48,16 @@ def build_model(model_type: str, **hyperparameters: object) -> ForecastModel:
     hyperparameters."""
     if model_type in FALLBACK_TYPES:
         return FALLBACK_TYPES[model_type](**hyperparameters)
+    if model_type == ENSEMBLE:
+        return EnsembleForecaster(**hyperparameters, build_member=_ensemble_member)
     return model_class(model_type)(**hyperparameters)
+
+
+def _ensemble_member(name: str, **hyperparameters: object) -> ForecastModel:
+    if name == ENSEMBLE or name not in MODEL_TYPES:
+        trainable = [t for t in MODEL_TYPES if t != ENSEMBLE]
+        raise ValueError(f"ensemble member '{name}' is not a trainable model family: {trainable}")
+    return build_model(name, **hyperparameters)
 
 
 def tunable_hyperparameters(model_type: str) -> dict[str, tuple[object, object]]:
@@ -59,8 +68,9 @@ def tunable_hyperparameters(model_type: str) -> dict[str, tuple[object, object]]
     """
     init = model_class(model_type).__init__
     hints = typing.get_type_hints(init)
+    parameters = inspect.signature(init).parameters
     return {
-        name: (hints[name], parameter.default)
-        for name, parameter in inspect.signature(init).parameters.items()
-        if name != "self" and name not in SIZE_ARGUMENTS
+        name: (hints[name], parameters[name].default)
+        for name in hyperparameter_names(init)
+        if name not in SIZE_ARGUMENTS
     }

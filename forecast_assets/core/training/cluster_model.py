@@ -1,4 +1,5 @@
-"""ClusterModel: one trained model of one cluster, as a plain, picklable artifact."""
+"""Training of one cluster's model: a family trained with early stopping, an ensemble's
+members one by one, the refit on all the data, and the checkpoints that resume them."""
 
 from __future__ import annotations
 
@@ -8,93 +9,28 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 
 import numpy as np
-import torch
 
 from forecast_assets.core.data.windows import EncodedPanel, WindowDataset
-from forecast_assets.core.errors import ModelNotFoundError
-from forecast_assets.core.models.base import ForecastModel
+from forecast_assets.core.models.artifact import (
+    ClusterModel,
+    RefitInfo,
+    TrainingResult,
+    utc_now,
+)
 from forecast_assets.core.models.ensemble import ENSEMBLE
-from forecast_assets.core.models.registry import SEASONAL_NAIVE, SIZE_ARGUMENTS, build_model
-from forecast_assets.core.storage import ArtifactPath, artifact_path, atomic_write
+from forecast_assets.core.models.registry import SIZE_ARGUMENTS, build_model
+from forecast_assets.core.storage import ArtifactPath, artifact_path
 from forecast_assets.core.training.trainer import (
     Trainer,
     TrainerCallback,
     TrainingConfig,
-    TrainingResult,
     seed_everything,
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ClusterModel:
-    """Weights plus everything needed to rebuild and use them (no pickled nn.Module)."""
-
-    model_type: str
-    hyperparameters: dict[str, object]
-    state_dict: dict[str, torch.Tensor]
-    skus: list[str]
-    trained_at: str  # ISO 8601, UTC
-    training: TrainingResult
-    parameter_count: int = 0
-    quantiles: tuple[float, ...] = ()  # of the output heads; empty for a point model
-    onnx: bytes | None = None  # the same weights exported to ONNX, served by onnxruntime
-    extra: dict[str, object] = field(default_factory=dict)
-
-    def to_module(self) -> ForecastModel:
-        model = build_model(self.model_type, **self.hyperparameters)
-        model.load_state_dict(self.state_dict)
-        return model.eval()
-
-    def fits(self, encoded: EncodedPanel) -> bool:
-        """Whether this model can forecast ``encoded``: the same SKUs in the same order and
-        the same input shapes (a new clustering or new attributes make it unusable)."""
-        sizes = encoded.model_sizes()
-        same_shapes = all(self.hyperparameters.get(k) == v for k, v in sizes.items())
-        return same_shapes and list(self.skus) == list(encoded.skus)
-
-
-def seasonal_naive_model(encoded: EncodedPanel, season: int) -> ClusterModel:
-    """The seasonal naive forecaster of ``encoded``'s cluster as a ClusterModel."""
-    sizes = {**encoded.model_sizes(), "season_length": season}
-    assert set(sizes) == set(SIZE_ARGUMENTS)
-    module = build_model(SEASONAL_NAIVE, **sizes)
-    return ClusterModel(
-        model_type=SEASONAL_NAIVE,
-        hyperparameters=dict(module.hyperparameters),
-        state_dict={},
-        skus=list(encoded.skus),
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        training=TrainingResult(
-            best_epoch=0, best_validation_loss=float("nan"), stopped_early=False, device="cpu"
-        ),
-    )
-
-
-def save_cluster_model(path: str | os.PathLike[str], model: ClusterModel) -> ArtifactPath:
-    """Write ``model`` to ``path`` atomically (a reader sees the old model or the new one)."""
-    return atomic_write(path, lambda tmp: torch.save(model, tmp))
-
-
-def load_cluster_model(path: str | os.PathLike[str]) -> ClusterModel | None:
-    """The model stored at ``path``; None when there is none. An unreadable file raises
-    ModelNotFoundError naming it."""
-    stored = artifact_path(path)
-    if not stored.exists():
-        return None
-    try:
-        with stored.open("rb") as handle:
-            model = torch.load(handle, weights_only=False)
-    except Exception as exc:
-        raise ModelNotFoundError(f"cannot read the stored model {path}: {exc}") from exc
-    if not isinstance(model, ClusterModel):
-        raise ModelNotFoundError(f"{path} holds a {type(model).__name__}, not a ClusterModel")
-    return model
 
 
 def train_cluster_model(
@@ -127,7 +63,7 @@ def train_cluster_model(
         hyperparameters=dict(model.hyperparameters),
         state_dict={name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         skus=list(encoded.skus),
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trained_at=utc_now(),
         training=result,
         parameter_count=model.parameter_count(),
         quantiles=tuple(model.quantiles),
@@ -144,8 +80,8 @@ def refit_cluster_model(
     """``candidate``'s family trained again, from scratch, on every window whose target the
     data holds (validation and backtest periods included), for the number of epochs early
     stopping chose for ``candidate``. The refit model serves; ``candidate``, which never saw
-    the backtest, stays inside it as ``extra["evaluated_model"]`` so that accuracy and
-    intervals are still measured honestly."""
+    the backtest, stays inside it as ``refit_from`` so that accuracy and intervals are still
+    measured honestly."""
     everything = encoded.all_windows()
     # The last fold stands in as the validation set: with patience past the last epoch, it
     # only picks the best epoch among the fixed budget, it stops nothing.
@@ -155,15 +91,9 @@ def refit_cluster_model(
     refit = train_cluster_model(
         refit_data, candidate.model_type, model_options, refit_config, callbacks
     )
-    refit.extra["evaluated_model"] = candidate
-    refit.extra["refit"] = {"epochs": epochs, "windows": len(everything)}
+    refit.refit = RefitInfo(epochs=epochs, windows=len(everything))
+    refit.refit_from = candidate
     return refit
-
-
-def evaluated_model(model: ClusterModel) -> ClusterModel:
-    """The model whose backtest is honest: the candidate a refit model was refit from, or
-    the model itself."""
-    return model.extra.get("evaluated_model", model)
 
 
 def _train_ensemble(
@@ -203,7 +133,7 @@ def _train_ensemble(
         hyperparameters=dict(ensemble.hyperparameters),
         state_dict={name: tensor.detach().cpu() for name, tensor in ensemble.state_dict().items()},
         skus=list(encoded.skus),
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trained_at=utc_now(),
         training=TrainingResult(
             best_epoch=longest.best_epoch,
             best_validation_loss=float(np.mean([r.best_validation_loss for r in results])),
@@ -214,11 +144,9 @@ def _train_ensemble(
             resumed_from_epoch=max(r.resumed_from_epoch for r in results),
         ),
         parameter_count=ensemble.parameter_count(),
-        extra={
-            "members": {
-                name: {"best_epoch": m.training.best_epoch, "seconds": m.training.seconds}
-                for name, m in trained.items()
-            }
+        members={
+            name: {"best_epoch": m.training.best_epoch, "seconds": m.training.seconds}
+            for name, m in trained.items()
         },
     )
 

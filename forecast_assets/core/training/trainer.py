@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from forecast_assets.core.errors import TrainingError
-from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
+from forecast_assets.core.models.artifact import EpochRecord, TrainingResult
+from forecast_assets.core.models.base import ForecastModel, model_inputs, resolve_device
 from forecast_assets.core.models.losses import ForecastLoss, loss_weights
 from forecast_assets.core.storage import artifact_path, atomic_write
 
@@ -50,26 +51,6 @@ class TrainingConfig:
     device: str = "auto"
 
 
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    validation_loss: float
-    seconds: float
-    learning_rate: float = 0.0  # at the end of the epoch
-
-
-@dataclass
-class TrainingResult:
-    best_epoch: int
-    best_validation_loss: float
-    stopped_early: bool
-    device: str
-    history: list[EpochRecord] = field(default_factory=list)
-    seconds: float = 0.0
-    resumed_from_epoch: int = 0  # the checkpoint's epoch when the run was resumed
-
-
 class TrainerCallback:
     """Hooks into a training run; override what you need. A callback may stop the run by
     raising (e.g. Optuna's TrialPruned from ``on_validation_end``)."""
@@ -84,23 +65,10 @@ class TrainerCallback:
         """When patience runs out, before the best weights are put back."""
 
 
-def resolve_device(requested: str) -> torch.device:
-    """``auto`` picks CUDA when there is a card, else the CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for but no CUDA device is available")
-    return torch.device(requested)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    return [batch[name].to(device, non_blocking=True) for name in MODEL_INPUTS]
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float) -> float:

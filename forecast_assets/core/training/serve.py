@@ -1,0 +1,223 @@
+"""The serving step of one cluster, from encoded features to the model that serves.
+
+A candidate is trained (resuming its checkpoint), judged by the accuracy gate on the
+rolling-origin backtest against the model that served before and seasonal naive, refit and
+exported when it passes, and stored. The graph's ``cluster_model`` asset and the benchmarks
+call ``serve_cluster`` alike; a pool of forecasters per cluster plugs in here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from forecast_assets.core.data.scaling import ScalerManager
+from forecast_assets.core.data.windows import EncodedPanel
+from forecast_assets.core.errors import ModelNotFoundError
+from forecast_assets.core.evaluation import Backtest, GateDecision, accuracy_gate
+from forecast_assets.core.inference.serving import ServingFiles, export_for_serving, publish
+from forecast_assets.core.models.artifact import (
+    ClusterModel,
+    ServingPaths,
+    TrainingResult,
+    load_cluster_model,
+    save_cluster_model,
+)
+from forecast_assets.core.training.cluster_model import (
+    checkpoint_path,
+    refit_cluster_model,
+    remove_checkpoints,
+    train_cluster_model,
+)
+from forecast_assets.core.training.trainer import TrainerCallback, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+
+class TunedParameters(Protocol):
+    """What the serving step needs of a tuning result (``tuning.TuningResult``)."""
+
+    model_type: str
+    best_params: dict[str, Any]
+
+    def model_options(self, base_options: Mapping[str, object]) -> dict[str, object]: ...
+
+    def training_config(self, base: TrainingConfig) -> TrainingConfig: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to train for one cluster: the family, its hyperparameters (all but the sizes
+    the data fixes), the training run, and what happens to a model that passes."""
+
+    model_type: str
+    options: Mapping[str, object]
+    training: TrainingConfig
+    refit: bool = False  # train the passing family again on all the data and serve that
+    export_onnx: bool = True  # serve through onnxruntime
+    tuned: Mapping[str, object] | None = None  # the tuned parameters applied, if any
+
+
+def resolve_model_spec(
+    base: ModelSpec,
+    tuned: TunedParameters | None = None,
+    launch: Mapping[str, object] | None = None,
+) -> ModelSpec:
+    """``base`` (from the settings) with the tuned hyperparameters over it when they were
+    tuned for the same family, and the launch-time training overrides over both:
+    settings < tuned < launch."""
+    spec = base
+    if tuned is not None and tuned.model_type == base.model_type:
+        spec = dataclasses.replace(
+            spec,
+            options=tuned.model_options(spec.options),
+            training=tuned.training_config(spec.training),
+            tuned=dict(tuned.best_params),
+        )
+    if launch:
+        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, **launch))
+    return spec
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """How candidates are judged: seasonal naive's season, the gate's relative MASE, and
+    how forecasts are computed (floored at zero, device, engine)."""
+
+    season: int
+    threshold: float
+    nonnegative: bool = True
+    device: str = "auto"
+    engine: str = "auto"
+
+
+@dataclass
+class ServedCluster:
+    """The outcome of the serving step of one cluster."""
+
+    cluster: str
+    model: ClusterModel  # what serves: the candidate (or its refit), the previous model, naive
+    candidate: ClusterModel  # the newly trained model, served or not
+    gate: GateDecision
+    backtest: Backtest  # of ``model.evaluated``: the figures that judged it
+    spec: ModelSpec
+    exports: ServingFiles = field(default_factory=ServingFiles)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: train, gate, ...
+
+    @property
+    def promoted(self) -> bool:
+        return self.gate.promoted
+
+    @property
+    def training(self) -> TrainingResult:
+        """The candidate's training run (the served model's only when it was promoted)."""
+        return self.candidate.training
+
+
+def serve_cluster(
+    cluster: str,
+    encoded: EncodedPanel,
+    scalers: ScalerManager,
+    spec: ModelSpec,
+    previous: ClusterModel | None,
+    gate: GateConfig,
+    paths: ServingPaths,
+    callbacks: Sequence[TrainerCallback] = (),
+    resume: bool = True,
+    log: logging.Logger = logger,
+) -> ServedCluster:
+    """Train ``spec`` for ``cluster``, judge it, and store what passes.
+
+    The candidate serves when the gate passes it (its family refit on all the data when
+    ``spec.refit``); otherwise ``previous`` keeps serving if it still passes, else seasonal
+    naive does. Only a promoted model is stored and exported, so a rejected candidate leaves
+    the files of the model that serves untouched. The backtest that judged the served model
+    is returned for the evaluation report, which reuses it rather than running it again.
+    """
+    seconds: dict[str, float] = {}
+    checkpoint = checkpoint_path(
+        paths.checkpoint_dir, cluster, encoded, spec.model_type, spec.options, spec.training
+    )
+    if not resume:
+        remove_checkpoints(paths.checkpoint_dir, cluster)
+    with _timed(seconds, "train"):
+        candidate = train_cluster_model(
+            encoded, spec.model_type, spec.options, spec.training, callbacks, checkpoint
+        )
+    with tempfile.TemporaryDirectory(prefix="forecast-export-") as staging:
+        staged = ServingFiles()
+        if spec.export_onnx and not spec.refit:
+            # This very candidate serves if it passes: export it first, so that the gate
+            # judges it through the engine that will serve it.
+            with _timed(seconds, "export"):
+                staged = export_for_serving(candidate, Path(staging), cluster)
+        with _timed(seconds, "gate"):
+            served, decision, tested = accuracy_gate(
+                candidate,
+                previous,
+                encoded,
+                scalers,
+                season=gate.season,
+                threshold=gate.threshold,
+                nonnegative=gate.nonnegative,
+                device=gate.device,
+                engine=gate.engine,
+            )
+        exports = ServingFiles()
+        if decision.promoted:
+            log.info(f"accuracy gate {decision.reason}")
+            if spec.refit:
+                log.info("refitting on all the data, validation and backtest included")
+                with _timed(seconds, "refit"):
+                    served = refit_cluster_model(
+                        candidate, encoded, spec.options, spec.training, callbacks
+                    )
+                if spec.export_onnx:
+                    with _timed(seconds, "export"):
+                        exports = export_for_serving(served, paths.model_dir, cluster)
+            elif spec.export_onnx:
+                exports = publish(staged, paths.model_dir, cluster, served.model_type)
+            for problem in exports.problems:
+                log.warning(problem)
+            save_cluster_model(paths.served_model(cluster), served)
+        else:
+            log.warning(f"accuracy gate {decision.reason}")
+    # Only now that the served model is stored may the checkpoint go.
+    remove_checkpoints(paths.checkpoint_dir, cluster)
+    return ServedCluster(
+        cluster=cluster,
+        model=served,
+        candidate=candidate,
+        gate=decision,
+        backtest=tested,
+        spec=spec,
+        exports=exports,
+        seconds=seconds,
+    )
+
+
+def previous_served_model(
+    paths: ServingPaths, cluster: str, log: logging.Logger = logger
+) -> ClusterModel | None:
+    """The model that served ``cluster`` so far, if any; an unreadable one counts as none."""
+    try:
+        return load_cluster_model(paths.served_model(cluster))
+    except ModelNotFoundError as error:
+        log.warning(f"{error}; the gate falls back to seasonal naive")
+        return None
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - started
