@@ -9,10 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from forecast_assets.core.clustering import ClusterResult
-from forecast_assets.core.inference.forecast import (
-    forecast_completeness_problems,
-    forecast_schema_problems,
-)
+from forecast_assets.core.inference.forecast import forecast_completeness_problems
+from forecast_assets.frames import FORECAST_FRAME
 from forecast_assets.resources import ForecastSettingsResource
 
 
@@ -28,10 +26,16 @@ def _result(problems: list[str], what: str) -> dg.AssetCheckResult:
 def forecasts_schema(
     settings: ForecastSettingsResource, forecasts: pd.DataFrame
 ) -> dg.AssetCheckResult:
-    """The contract's columns, finite numeric values, lower <= forecast <= upper, and no
-    negative demand unless the settings keep negative quantities."""
-    problems = forecast_schema_problems(forecasts, settings.load().nonnegative)
-    return _result(problems, f"{len(forecasts)} rows follow the forecast table's schema")
+    """The stored table against its type, ForecastFrame (frames.py): the contract's columns
+    and dtypes, no nulls, finite values, lower <= forecast <= upper, no negative demand
+    unless the settings keep negative quantities. A materialization already fails on a table
+    that breaks it; the check shows the verdict among the table's checks, and can judge the
+    stored table again on its own (after a settings change, say)."""
+    problem = FORECAST_FRAME.violation(forecasts, settings.load().nonnegative)
+    return _result(
+        [problem] if problem else [],
+        f"{len(forecasts)} rows follow the forecast table's type, {FORECAST_FRAME.name}",
+    )
 
 
 @dg.asset_check(

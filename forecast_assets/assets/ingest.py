@@ -19,6 +19,7 @@ from forecast_assets.core.data.landing import LandingFile
 from forecast_assets.core.data.loader import ColumnSpec, discover_files, standardize_sales
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.resample import resample_sales
+from forecast_assets.frames import SALES_FRAME
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
 from forecast_assets.settings import Settings
 
@@ -42,7 +43,13 @@ class RawSalesConfig(dg.Config):
     )
 
 
-@dg.asset(group_name="ingest", kinds={"pandas", "parquet"})
+@dg.asset(
+    group_name="ingest",
+    kinds={"pandas", "parquet"},
+    pool="forecast_assets_history",  # concurrency.HISTORY_POOL: one history writer at a time
+    dagster_type=SALES_FRAME.dagster_type,
+    metadata=SALES_FRAME.metadata,
+)
 def raw_sales(
     context: dg.AssetExecutionContext,
     config: RawSalesConfig,

@@ -33,6 +33,7 @@ from forecast_assets.core.training.serve import (
 )
 from forecast_assets.core.training.trainer import EpochRecord, TrainerCallback
 from forecast_assets.core.training.tuning import TuningResult
+from forecast_assets.frames import CLUSTER_FORECAST_FRAME
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
 from forecast_assets.settings import Settings, override_section
@@ -396,6 +397,8 @@ def report_metadata(
     group_name=GROUP,
     kinds={"pandas"},
     pool=TRAINING_POOL,  # the forecast runs the model on the device
+    dagster_type=CLUSTER_FORECAST_FRAME.dagster_type,
+    metadata=CLUSTER_FORECAST_FRAME.metadata,
 )
 def forecast_table(
     context: dg.AssetExecutionContext,
