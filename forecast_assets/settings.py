@@ -40,7 +40,7 @@ from forecast_assets.core.models.registry import (
     tunable_hyperparameters,
 )
 from forecast_assets.core.storage import ArtifactPath, UnknownStorageError, artifact_path, is_local
-from forecast_assets.core.training.tuning import SearchSpace, default_search_space
+from forecast_assets.core.training.search_space import SearchSpace, default_search_space
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
 SectionT = TypeVar("SectionT", bound=BaseModel)

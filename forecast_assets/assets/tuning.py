@@ -10,11 +10,10 @@ from forecast_assets.concurrency import TRAINING_POOL
 from forecast_assets.core.clustering import ClusterResult
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.scaling import ScalerManager
-from forecast_assets.core.plots import markdown_image
+from forecast_assets.core.plots import markdown_image, optimization_history_plot
 from forecast_assets.core.training.tuning import (
     TuningConfig,
     TuningResult,
-    optimization_history_plot,
     stored_tuning,
     tune_cluster,
 )
@@ -127,6 +126,11 @@ def _result_metadata(result: TuningResult) -> dict[str, object]:
         "tuning_seconds": round(result.seconds, 1),
         "storage": str(result.storage),
         "optimization_history": dg.MetadataValue.md(
-            markdown_image(optimization_history_plot(result), "optimization history")
+            markdown_image(tuning_plot(result), "optimization history")
         ),
     }
+
+
+def tuning_plot(result: TuningResult) -> bytes:
+    title = f"Tuning '{result.study_name}': best {result.best_value:.4g}"
+    return optimization_history_plot(result.history, title, result.direction)

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from forecast_assets.core.clustering import ClusterResult
-from forecast_assets.core.training.trainer import EpochRecord
+from forecast_assets.core.models.artifact import EpochRecord
 
 
 def k_selection_plot(result: ClusterResult) -> bytes:
@@ -44,6 +44,35 @@ def loss_curve_plot(history: list[EpochRecord], best_epoch: int) -> bytes:
     axis.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
     axis.set(title="Training loss (scaled units)", xlabel="epoch", ylabel="loss")
     axis.legend(fontsize=8)
+    return figure_png(figure)
+
+
+def optimization_history_plot(
+    trials: pd.DataFrame, title: str, direction: str = "minimize"
+) -> bytes:
+    """Each trial's value (pruned ones at their last reported loss) and the running best of
+    the completed trials. ``trials`` has one row per trial with ``number``, ``state``
+    (COMPLETE, PRUNED, FAIL, ...) and ``value``."""
+    figure = Figure(figsize=(6, 3.5), layout="constrained")
+    axis = figure.subplots()
+    states = trials["state"] if len(trials) else pd.Series(dtype=str)
+    for state, style in (
+        ("COMPLETE", {"color": "tab:blue", "marker": "o"}),
+        ("PRUNED", {"color": "tab:grey", "marker": "x"}),
+    ):
+        rows = trials[states == state]
+        if len(rows):
+            axis.scatter(rows["number"], rows["value"], label=state.lower(), **style)
+    complete = trials[states == "COMPLETE"]
+    if len(complete):
+        values = pd.Series(complete["value"].to_numpy())
+        running = values.cummin() if direction == "minimize" else values.cummax()
+        axis.step(complete["number"], running, where="post", color="tab:red", label="best so far")
+        axis.legend(fontsize=8)
+    else:
+        _no_data(axis, "no completed trial")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set(title=title, xlabel="trial", ylabel="validation loss")
     return figure_png(figure)
 
 

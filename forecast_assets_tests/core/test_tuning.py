@@ -16,18 +16,16 @@ from forecast_assets.core.data.features import build_features, fit_scalers
 from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import ConfigurationError, TrainingError
-from forecast_assets.core.training.trainer import TrainingConfig
-from forecast_assets.core.training.tuning import (
+from forecast_assets.core.plots import optimization_history_plot
+from forecast_assets.core.training.search_space import (
     Categorical,
     FloatRange,
     IntRange,
     SearchSpace,
-    TuningConfig,
     default_search_space,
-    mask_url,
-    optimization_history_plot,
-    tune_cluster,
 )
+from forecast_assets.core.training.trainer import TrainingConfig
+from forecast_assets.core.training.tuning import TuningConfig, mask_url, tune_cluster
 from forecast_assets_tests.core.test_trainer import weekly_pattern_panel
 
 # Tiny models and few windows per epoch keep every study to about a second on one thread.
@@ -365,6 +363,6 @@ def test_passwords_are_masked_in_the_storage_url() -> None:
 def test_the_optimization_history_plot_is_a_png(encoded) -> None:
     config = TuningConfig(n_trials=2, epochs=1, pruner="none")
     result = tune_cluster(lambda w: encoded, "lightweight", BASE, TRAINING, config, SPACE)
-    png = optimization_history_plot(result)
+    png = optimization_history_plot(result.history, "tuning", result.direction)
     assert png.startswith(b"\x89PNG") and len(png) > 1000
     assert not math.isnan(result.best_value)
