@@ -67,6 +67,10 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
         schedules=[build_nightly_retrain(settings.automation, ingest_job)],
         sensors=build_sensors(settings, jobs),
         resources=resources,
+        # A run's steps are a chain (one cluster, or the shared assets before clustering), so
+        # a process per step buys no parallelism and costs an import of torch and dagster per
+        # step. Pools still hold in process: a step waits there for its slot.
+        executor=dg.in_process_executor,
     )
 
 

@@ -9,8 +9,9 @@ TRIGGER_TAG = "forecast_assets/trigger"
 
 def build_nightly_retrain(automation: AutomationSettings, ingest_job) -> dg.ScheduleDefinition:
     """``ingest_job`` at ``automation.retrain_cron``: the history is brought up to date and the
-    SKUs are clustered again; retrain_after_clustering then starts one train_job run per
-    cluster, and publish_forecasts publishes once they are done."""
+    SKUs are clustered again; retrain_after_clustering then requests one backfill of
+    train_job's assets (one run per cluster), and publish_forecasts publishes once it is
+    done."""
     return dg.ScheduleDefinition(
         name="nightly_retrain",
         job=ingest_job,
@@ -20,6 +21,6 @@ def build_nightly_retrain(automation: AutomationSettings, ingest_job) -> dg.Sche
         if automation.enabled
         else dg.DefaultScheduleStatus.STOPPED,
         tags={TRIGGER_TAG: "nightly_retrain"},
-        description="Re-cluster, then retrain and re-forecast every cluster (one GPU-tagged "
-        "train_job run per cluster), then publish the forecast table.",
+        description="Re-cluster, then retrain and re-forecast every cluster (one backfill, one "
+        "GPU-tagged run per cluster), then publish the forecast table.",
     )

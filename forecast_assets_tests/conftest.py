@@ -95,6 +95,15 @@ def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: 
     return list(result or []) if isinstance(result, list) else [], cursor
 
 
+def backfill_target(request: dg.RunRequest) -> dict[str, list[str]]:
+    """Asset name -> the cluster partitions a backfill request covers."""
+    assert request.requires_backfill_daemon(), "a run, not one backfill"
+    subsets = request.asset_graph_subset.partitions_subsets_by_asset_key
+    return {
+        key.to_user_string(): sorted(subset.get_partition_keys()) for key, subset in subsets.items()
+    }
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API on 127.0.0.1 (moto's server) for the object-storage tests."""

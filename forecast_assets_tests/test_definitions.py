@@ -7,7 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from forecast_assets.concurrency import GPU_TAG_KEY, HISTORY_TAG_KEY, TRAINING_POOL
+from forecast_assets.concurrency import (
+    GPU_TAG_KEY,
+    HISTORY_POOL,
+    HISTORY_TAG_KEY,
+    TRAINING_POOL,
+)
 from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.definitions import build_definitions, defs
 from forecast_assets_tests.conftest import DESIGN_ASSETS
@@ -86,6 +91,35 @@ def test_training_job_carries_the_gpu_tag_the_run_queue_limits(tmp_path: Path) -
     assert {"key": HISTORY_TAG_KEY, "value": "write", "limit": 1} in (
         config.run_queue_config.tag_concurrency_limits
     )
+
+
+# The steps that put a model on the device, and the one that writes the sales history.
+DEVICE_ASSETS = ["tuned_hyperparameters", "cluster_model", "evaluation_report", "forecast_table"]
+HISTORY_WRITERS = ["raw_sales"]
+
+
+def test_every_launch_path_keeps_one_device_step_and_one_history_writer(tmp_path: Path) -> None:
+    # The UI's "Materialize" runs the implicit asset job, which has no tags, so the run
+    # queue's tag limits do not see it: the pools on the steps have to hold there too.
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    assert not implicit.tags.get(GPU_TAG_KEY)
+    jobs = [implicit, *(defs.resolve_job_def(job.name) for job in defs.jobs)]
+    expected = {asset: TRAINING_POOL for asset in DEVICE_ASSETS}
+    expected |= {asset: HISTORY_POOL for asset in HISTORY_WRITERS}
+    for job in jobs:
+        for node in job.graph.nodes:
+            if node.name in expected:
+                assert node.definition.pool == expected[node.name], (job.name, node.name)
+    assert set(expected) <= {node.name for node in implicit.graph.nodes}
+    # Each pool gets one slot from the instance config (Dagster has no per-pool limit there).
+    (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1
+        storage = instance.event_log_storage
+        for pool in (TRAINING_POOL, HISTORY_POOL):
+            storage.initialize_concurrency_limit_to_default(pool)  # a step's first claim
+            assert storage.get_concurrency_info(pool).slot_count == 1, pool
 
 
 def test_history_writers_take_turns_and_crashed_runs_are_retried(tmp_path: Path) -> None:

@@ -412,6 +412,9 @@ def test_deployed_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> N
     limits = run_queue(config)["tag_concurrency_limits"]
     assert limits[(GPU_TAG_KEY, "true")] == 1
     assert limits[(HISTORY_TAG_KEY, "write")] == 1
+    # The device and history pools (set on the steps, so also for the UI's untagged runs)
+    # get one slot each: Dagster takes only a default limit for pools in the instance file.
+    assert run_queue(config)["pool_default_limit"] == 1
     assert config["run_retries"]["enabled"] is True
 
 
@@ -468,6 +471,7 @@ def test_helm_values_match_the_project(tmp_path: Path) -> None:
         (GPU_TAG_KEY, "true"): 1,
         (HISTORY_TAG_KEY, "write"): 1,
     }
+    assert run_queue(chart_config)["pool_default_limit"] == 1
     assert chart_config["run_retries"]["enabled"] is True
     # ...and Dagster accepts it as instance config.
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(chart_config))

@@ -1,4 +1,5 @@
-"""The chaining sensors with 100 cluster partitions: one run request per cluster, none twice.
+"""The chaining sensors with 100 cluster partitions: one backfill request per tick, covering
+every cluster once, never requested twice.
 
 The ingest runs are real (the small example); the clusters beyond the example's few are
 added as partitions with reported materializations, as a large catalogue would leave them.
@@ -9,11 +10,15 @@ import os
 import dagster as dg
 import pytest
 import yaml
+from dagster._core.execution.backfill import BulkActionStatus
 
+from forecast_assets.concurrency import GPU_TAG_KEY
 from forecast_assets.definitions import build_definitions
+from forecast_assets.jobs import CLUSTER_ASSETS, REFRESH_ASSETS
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 from forecast_assets.settings import deep_merge
-from forecast_assets_tests.conftest import small_settings, tick
+from forecast_assets_tests.conftest import backfill_target, small_settings, tick
+from forecast_assets_tests.test_sensors import add_backfill, evaluate
 
 CLUSTERS = 100
 LANDED = "date,sku,quantity,store,category,tags\n2024-11-20,a,3,north,snacks,\n"
@@ -57,27 +62,25 @@ def hundred_clusters(tmp_path_factory):
 
 
 def test_retraining_requests_every_cluster_once(hundred_clusters) -> None:
-    defs, instance, ingest, keys = hundred_clusters
+    defs, instance, _, keys = hundred_clusters
     assert len(keys) == CLUSTERS
-    sensor = defs.resolve_sensor_def("retrain_after_clustering")
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=ingest.get_run_success_event(),
-        dagster_instance=instance,
-        dagster_run=ingest.dagster_run,
-    )
-    requests = sensor(context)
-    assert sorted(r.partition_key for r in requests) == sorted(keys)
-    assert len({r.run_key for r in requests}) == CLUSTERS
+    (request,), _ = evaluate(defs, "retrain_after_clustering", instance, "0")
+    assert backfill_target(request) == {asset: sorted(keys) for asset in CLUSTER_ASSETS}
+    assert request.tags[GPU_TAG_KEY] == "true"
 
 
 def test_refresh_requests_each_trained_cluster_once_per_history_version(hundred_clusters) -> None:
     defs, instance, _, keys = hundred_clusters
-    requests, cursor = tick(defs, "refresh_after_new_sales", instance, None)
+    (request,), cursor = evaluate(defs, "refresh_after_new_sales", instance, None)
     # The last cluster has no model: there is nothing to refresh it with.
-    assert sorted(r.partition_key for r in requests) == sorted(keys[:-1])
-    assert len({r.run_key for r in requests}) == CLUSTERS - 1
+    assert backfill_target(request) == {asset: sorted(keys[:-1]) for asset in REFRESH_ASSETS}
+    assert request.tags[GPU_TAG_KEY] == "true"
     assert tick(defs, "refresh_after_new_sales", instance, cursor)[0] == []
+    # A daemon that stored the backfill but not the cursor: the tick requests nothing again.
+    add_backfill(instance, request, "refresh")
+    done = instance.get_backfill("refresh").with_status(BulkActionStatus.COMPLETED_SUCCESS)
+    instance.update_backfill(done)  # finished or not, it was requested
+    assert tick(defs, "refresh_after_new_sales", instance, None)[0] == []
 
 
 def test_publish_requests_one_run_for_all_clusters(hundred_clusters) -> None:

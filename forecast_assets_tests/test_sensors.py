@@ -9,11 +9,15 @@ from typing import ClassVar
 
 import dagster as dg
 import pytest
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.test_utils import create_run_for_test
 
+from forecast_assets.concurrency import GPU_TAG_KEY
 from forecast_assets.definitions import build_definitions
+from forecast_assets.jobs import CLUSTER_ASSETS, K8S_CONFIG_TAG, REFRESH_ASSETS
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
-from forecast_assets_tests.conftest import tick
+from forecast_assets.sensors import JOB_TAG, cluster_backfill
+from forecast_assets_tests.conftest import backfill_target, tick
 
 LANDED = "date,sku,quantity,store,category,tags\n2024-11-20,a,3,north,snacks,\n"
 
@@ -36,6 +40,31 @@ def automation(write_settings, tmp_path: Path):
 
 def landing_files(request: dg.RunRequest) -> list[dict]:
     return request.run_config["ops"]["raw_sales"]["config"]["landing_files"]
+
+
+def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):
+    """One tick as the daemon's code server runs it, with Dagster's checks of the requests (a
+    backfill request from a sensor without an asset target fails there, not in ``tick``)."""
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    data = sensor.evaluate_tick(context)
+    return list(data.run_requests or []), data.cursor
+
+
+def add_backfill(instance: dg.DagsterInstance, request: dg.RunRequest, backfill_id: str) -> None:
+    """What the sensor daemon does with a backfill request."""
+    instance.add_backfill(
+        PartitionBackfill.from_asset_graph_subset(
+            backfill_id=backfill_id,
+            dynamic_partitions_store=instance,
+            backfill_timestamp=time.time(),
+            asset_graph_subset=request.asset_graph_subset,
+            tags=request.tags,
+            title=None,
+            description=None,
+            run_config=None,
+        )
+    )
 
 
 def test_new_file_is_requested_once_even_after_a_restart(automation, instance) -> None:
@@ -125,19 +154,30 @@ def test_disabled_automation_starts_stopped(automation) -> None:
 
 def test_retraining_follows_a_successful_clustering(automation, instance) -> None:
     defs, _ = automation()
-    result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
+    assert evaluate(defs, "retrain_after_clustering", instance, None) == ([], "0")
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
     clusters = instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)
 
-    sensor = defs.resolve_sensor_def("retrain_after_clustering")
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=result.get_run_success_event(),
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    )
-    requests = sensor(context)
-    assert sorted(r.partition_key for r in requests) == sorted(clusters)
-    assert len({r.run_key for r in requests}) == len(clusters)
+    (request,), cursor = evaluate(defs, "retrain_after_clustering", instance, "0")
+    # One backfill of train_job's assets over every cluster, carrying train_job's tags: the
+    # run queue's GPU limit and the pod's GPU request hold for each of its runs.
+    assert backfill_target(request) == {asset: sorted(clusters) for asset in CLUSTER_ASSETS}
+    train_tags = defs.resolve_job_def("train_job").tags
+    assert request.tags[GPU_TAG_KEY] == "true"
+    assert request.tags[K8S_CONFIG_TAG] == train_tags[K8S_CONFIG_TAG]
+    assert request.tags[JOB_TAG] == "train_job"
+    assert evaluate(defs, "retrain_after_clustering", instance, cursor)[0] == []
+    # A daemon that stored the backfill but not the cursor requests nothing again.
+    add_backfill(instance, request, "retrain1")
+    assert evaluate(defs, "retrain_after_clustering", instance, "0")[0] == []
+
+
+def test_clusters_materialized_outside_ingest_job_start_no_training(automation, instance) -> None:
+    defs, _ = automation()
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
+    instance.report_runless_asset_event(dg.AssetMaterialization("clusters"))
+    requests, cursor = evaluate(defs, "retrain_after_clustering", instance, "0")
+    assert requests == [] and cursor != "0"
 
 
 def test_publish_waits_for_pending_runs_then_requests_once(automation, instance) -> None:
@@ -153,6 +193,25 @@ def test_publish_waits_for_pending_runs_then_requests_once(automation, instance)
     assert tick(defs, "publish_forecasts", instance, None)[0] == []
 
     instance.report_run_canceled(pending)
+    # A run that a backfill started for refresh_job runs in the implicit asset job.
+    backfill_run = create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={JOB_TAG: "refresh_job"},
+    )
+    assert tick(defs, "publish_forecasts", instance, None)[0] == []
+    instance.report_run_canceled(backfill_run)
+
+    # A backfill that has not created all of its runs yet is pending too.
+    refresh = cluster_backfill(
+        defs.resolve_job_def("refresh_job"), REFRESH_ASSETS, ["cluster_0"], "refresh-v1"
+    )
+    add_backfill(instance, refresh, "refresh1")
+    assert tick(defs, "publish_forecasts", instance, None)[0] == []
+    backfill = instance.get_backfill("refresh1")
+    instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
+
     requests, cursor = tick(defs, "publish_forecasts", instance, None)
     assert len(requests) == 1
     assert tick(defs, "publish_forecasts", instance, cursor)[0] == []

@@ -1,6 +1,10 @@
 """Runs on its own: a real `dagster dev` (webserver + daemon) trains after a clustering run and
-publishes, then forecasts again when a sales file lands, with nobody submitting those runs."""
+publishes, then forecasts again when a sales file lands, with nobody submitting those runs.
 
+Training and refresh go through one backfill each (sensor daemon, then backfill daemon): the
+runs of the backfill must cover every cluster, carry the GPU tag and never overlap."""
+
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +13,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from forecast_assets.concurrency import GPU_TAG_KEY
 from forecast_assets.core.data.history import HistoryStore
+from forecast_assets.sensors import JOB_TAG
 from forecast_assets_tests.integration.test_daemon import running_dagster_dev
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,6 +29,22 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Pa
             pytest.fail(f"{what} did not happen in {timeout:.0f}s:\n{log.read_text()[-4000:]}")
         time.sleep(1)
     return time.monotonic() - started
+
+
+def runs_for(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
+    """The runs that did ``job``'s work: a sensor's backfill runs them in the asset job."""
+    return instance.get_runs(dg.RunsFilter(tags={JOB_TAG: job}))
+
+
+def assert_one_backfill_of_gpu_runs(instance: dg.DagsterInstance, runs, clusters) -> None:
+    assert sorted(run.tags["dagster/partition"] for run in runs) == sorted(clusters)
+    assert len({run.tags["dagster/backfill"] for run in runs}) == 1
+    assert all(run.tags[GPU_TAG_KEY] == "true" for run in runs)
+    records = sorted(
+        (instance.get_run_record_by_id(run.run_id) for run in runs), key=lambda r: r.start_time
+    )
+    for first, second in itertools.pairwise(records):
+        assert second.start_time >= first.end_time, "two GPU runs ran at the same time"
 
 
 def forecast_start(table: Path) -> pd.Timestamp | None:
@@ -58,8 +80,10 @@ def test_clustering_retrains_and_publishes_and_a_landed_file_refreshes_the_forec
         trained = wait_until(lambda: table.exists(), 900, "retrain and publish", log)
         first_start = forecast_start(table)
         clusters = instance.get_dynamic_partitions("clusters")
-        train_runs = instance.get_runs(dg.RunsFilter(job_name="train_job"))
-        assert len(train_runs) == len(clusters)
+        assert len(clusters) > 1  # several runs, so the GPU limit has something to order
+        train_runs = runs_for(instance, "train_job")
+        assert_one_backfill_of_gpu_runs(instance, train_runs, clusters)
+        assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in train_runs)
 
         # A week of sales lands; the forecast moves to start after it.
         history = HistoryStore(output / "history").read()
@@ -86,9 +110,9 @@ def test_clustering_retrains_and_publishes_and_a_landed_file_refreshes_the_forec
         latency = time.monotonic() - landed_at
 
         # The refresh reused the models: still one training run per cluster.
-        assert len(instance.get_runs(dg.RunsFilter(job_name="train_job"))) == len(clusters)
-        refresh_runs = instance.get_runs(dg.RunsFilter(job_name="refresh_job"))
-        assert sorted(run.tags["dagster/partition"] for run in refresh_runs) == sorted(clusters)
+        assert len(runs_for(instance, "train_job")) == len(clusters)
+        refresh_runs = runs_for(instance, "refresh_job")
+        assert_one_backfill_of_gpu_runs(instance, refresh_runs, clusters)
         assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in refresh_runs)
         assert first_start < expected
     print(

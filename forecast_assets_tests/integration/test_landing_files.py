@@ -16,8 +16,9 @@ import yaml
 from forecast_assets.core.data.history import HistoryStore
 from forecast_assets.definitions import build_definitions
 from forecast_assets.demo import run_graph
+from forecast_assets.jobs import REFRESH_ASSETS
 from forecast_assets.settings import deep_merge
-from forecast_assets_tests.conftest import small_settings, tick
+from forecast_assets_tests.conftest import backfill_target, small_settings, tick
 
 pytestmark = pytest.mark.integration
 
@@ -296,12 +297,13 @@ def test_new_sales_refresh_every_cluster_and_publish_without_training(setup: Set
     )
     assert ingest.success
 
-    refreshes, refresh_cursor = tick(defs, "refresh_after_new_sales", instance, None)
+    (refresh,), refresh_cursor = tick(defs, "refresh_after_new_sales", instance, None)
     clusters = sorted(instance.get_dynamic_partitions("clusters"))
-    assert sorted(r.partition_key for r in refreshes) == clusters
-    for request in refreshes:
+    # One backfill over every cluster; each of its runs is one refresh_job partition.
+    assert backfill_target(refresh) == {asset: clusters for asset in REFRESH_ASSETS}
+    for cluster in clusters:
         run = defs.resolve_job_def("refresh_job").execute_in_process(
-            instance=instance, partition_key=request.partition_key
+            instance=instance, partition_key=cluster
         )
         assert run.success
     assert tick(defs, "refresh_after_new_sales", instance, refresh_cursor)[0] == []
