@@ -259,7 +259,7 @@ def stage_serve(state: dict[str, Any], cluster: str) -> dict[str, Any]:
     budget = {"epochs": state["epochs"]}
     if state["max_windows"]:
         budget["max_windows_per_epoch"] = state["max_windows"]
-    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, **budget))
+    spec = dataclasses.replace(spec, training=spec.training.updated(**budget))
     output = Path(state["output_dir"])
     paths = ServingPaths(model_dir=output / "models", checkpoint_dir=output / "checkpoints")
     served = serve_cluster(

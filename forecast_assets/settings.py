@@ -9,7 +9,6 @@ started through the Makefile).
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 from pathlib import Path
@@ -23,24 +22,27 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from forecast_assets.core.config import describe_errors
 from forecast_assets.core.data.loader import ColumnSpec
 from forecast_assets.core.errors import ConfigurationError
-from forecast_assets.core.models.losses import LOSS_NAMES
-from forecast_assets.core.models.registry import (
-    ENSEMBLE,
-    SIZE_ARGUMENTS,
-    available_model_types,
-    build_model,
-    tunable_hyperparameters,
+from forecast_assets.core.models.ensemble import ENSEMBLE
+from forecast_assets.core.models.options import (
+    AdvancedOptions,
+    EnsembleOptions,
+    LightweightOptions,
+    MixerOptions,
+    StandardOptions,
 )
+from forecast_assets.core.models.registry import available_model_types
 from forecast_assets.core.storage import ArtifactPath, UnknownStorageError, artifact_path, is_local
 from forecast_assets.core.training.search_space import SearchSpace, default_search_space
+from forecast_assets.core.training.trainer import TrainingOptions
+from forecast_assets.core.training.tuning_config import TuningOptions
 
 SETTINGS_ENV_VAR = "FORECAST_SETTINGS"
 SectionT = TypeVar("SectionT", bound=BaseModel)
@@ -60,16 +62,13 @@ class ExampleDataSettings(_Section):
     start: str = Field("2023-01-01", description="first day of the example history")
 
 
-class DataSettings(_Section):
+class DataSettings(ColumnSpec):
+    """The loader's ColumnSpec (which columns hold what, the rules for questionable rows) and
+    where the data comes from."""
+
     path: str | None = Field(
         None, description="file, folder or glob of CSV / Parquet / gzip CSV; empty = example data"
     )
-    date_column: str = Field("date", description="column holding the sale's date")
-    sku_columns: list[str] = Field(["sku"], min_length=1, description="one or several key columns")
-    sku_separator: str = Field("-", description="joins several key columns into one SKU id")
-    quantity_column: str = Field("quantity", description="column holding the quantity sold")
-    categorical_columns: list[str] = Field([], description="static SKU attributes, one-hot")
-    multilabel_columns: list[str] = Field([], description="attributes holding several labels")
     multilabel_separator: str = Field(
         "|", description="separates the labels in a cell of a multilabel column"
     )
@@ -81,70 +80,15 @@ class DataSettings(_Section):
         description="where refused landing files go, each with a .reason.txt beside it; "
         "empty = <landing_dir>/quarantine",
     )
-    encoding: str = Field("utf-8", description="text encoding of CSV files")
-    max_quantity: float | None = Field(
-        1e9, gt=0, description="files holding a larger quantity are refused; empty = no limit"
-    )
-    max_future_days: int | None = Field(
-        7,
-        ge=0,
-        description="files with rows dated more than this many days after today are refused; "
-        "empty = no limit",
-    )
-    duplicates: Literal["sum", "mean", "max", "last", "error"] = Field(
-        "sum", description="rule for several rows of one (sku, date) in one file"
-    )
-    negative_quantities: Literal["error", "clip", "keep"] = Field(
-        "error", description="error: reject the file; clip: count them as zero; keep: as is"
-    )
     example: ExampleDataSettings = ExampleDataSettings()
 
     def column_spec(self) -> ColumnSpec:
-        """The loader's view of these settings."""
-        return ColumnSpec(
-            date_column=self.date_column,
-            sku_columns=tuple(self.sku_columns),
-            quantity_column=self.quantity_column,
-            categorical_columns=tuple(self.categorical_columns),
-            multilabel_columns=tuple(self.multilabel_columns),
-            sku_separator=self.sku_separator,
-            duplicates=self.duplicates,
-            negative_quantities=self.negative_quantities,
-            encoding=self.encoding,
-            max_quantity=self.max_quantity,
-            max_future_days=self.max_future_days,
-        )
+        """The loader's view of these settings: the ColumnSpec fields alone."""
+        return ColumnSpec(**self.model_dump(include=set(ColumnSpec.model_fields)))
 
     @property
     def quarantine_path(self) -> Path:
         return Path(self.quarantine_dir or Path(self.landing_dir) / "quarantine")
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"'{value}' is not a known text encoding") from None
-        return value
-
-    @model_validator(mode="after")
-    def _attributes_keep_their_names(self) -> DataSettings:
-        # The loader names its own columns sku, quantity and date; an attribute column with
-        # one of these names would silently replace them.
-        reserved = {"sku", "quantity", "date"}
-        for name in [*self.categorical_columns, *self.multilabel_columns]:
-            if name in reserved:
-                raise ValueError(
-                    f"attribute column '{name}' has the name of a standard column "
-                    f"({', '.join(sorted(reserved))}); rename it in the data"
-                )
-        return self
-
-    @field_validator("sku_columns", "categorical_columns", "multilabel_columns", mode="before")
-    @classmethod
-    def _one_name_is_a_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
 
 
 class TimeseriesSettings(_Section):
@@ -171,47 +115,9 @@ class TimeseriesSettings(_Section):
         return self.season_length or infer_season_length(self.freq)
 
 
-# What each model hyperparameter does, shown in the settings reference; the names are the
-# constructors' arguments, shared across families where they mean the same.
-HYPERPARAMETER_HELP = {
-    "d_model": "width of the hidden representation",
-    "n_heads": "attention heads (d_model must divide by it)",
-    "encoder_layers": "transformer encoder layers over the past window",
-    "decoder_layers": "decoder layers, one query per forecast period",
-    "dim_feedforward": "width of each transformer block's feed-forward layer",
-    "dropout": "dropout rate while training",
-    "embedding_dim": "size of the learned SKU embedding",
-    "positional": "position encoding: sinusoidal | rope (rotary, on queries and keys)",
-    "pre_norm": "layer norm before attention and feed-forward (steadier training)",
-    "film": "condition on the SKU and its attributes by scale and shift (FiLM); off: add them",
-    "stochastic_depth": "chance of skipping a residual block while training",
-    "improved_head": "a hidden layer in the output head instead of one linear layer",
-    "skip_seasons": "seasons averaged by the linear path the network corrects (1 = seasonal naive)",
-    "patch_length": "periods per patch of the window",
-    "patch_stride": "periods between the starts of two patches",
-    "moving_average": "window of the moving average that splits trend from the rest",
-    "quantiles": "quantile heads trained with the pinball loss; their outer pair gives the "
-    "interval",
-    "channels": "channels of each temporal convolution",
-    "levels": "dilated convolution levels (the receptive field doubles per level)",
-    "kernel_size": "width of each convolution kernel",
-    "blocks": "mixer blocks, each mixing across patches and then across channels",
-    "expansion": "widening factor of the mixer's feed-forward layers",
-    "members": "model families averaged by the ensemble",
-    "member_options": "hyperparameters per member; empty = each family's own section",
-}
+class ModelSettings(_Section):
+    """Model family, its hyperparameters (one section per family) and per-cluster overrides."""
 
-
-def _options_section(model_type: str) -> type[_Section]:
-    """The settings section of one model family, generated from its constructor."""
-    fields: dict[str, Any] = {
-        name: (annotation, Field(default, description=HYPERPARAMETER_HELP[name]))
-        for name, (annotation, default) in tunable_hyperparameters(model_type).items()
-    }
-    return create_model(f"{model_type.title()}Options", __base__=_Section, **fields)
-
-
-class _ModelSettingsBase(_Section):
     type: str = Field(
         "lightweight",
         description="model family: standard | advanced | lightweight | mixer | ensemble",
@@ -224,6 +130,13 @@ class _ModelSettingsBase(_Section):
         description="overrides for single cluster partitions, e.g. "
         "{cluster_1: {type: advanced}}; same fields as this section",
     )
+    # One section per registered family, each the family's own options class (a test checks
+    # that every family has its section).
+    standard: StandardOptions = StandardOptions()
+    advanced: AdvancedOptions = AdvancedOptions()
+    lightweight: LightweightOptions = LightweightOptions()
+    mixer: MixerOptions = MixerOptions()
+    ensemble: EnsembleOptions = EnsembleOptions()
 
     @field_validator("type")
     @classmethod
@@ -233,14 +146,14 @@ class _ModelSettingsBase(_Section):
         return value
 
     @model_validator(mode="after")
-    def _valid_overrides(self) -> _ModelSettingsBase:
+    def _valid_overrides(self) -> ModelSettings:
         for cluster, override in self.per_cluster.items():
             if "per_cluster" in override:
                 raise ValueError(f"per_cluster.{cluster} cannot hold per_cluster itself")
             try:
                 self.for_cluster(cluster)
             except ValidationError as exc:
-                raise ValueError(f"per_cluster.{cluster}: {_problems(exc)}") from None
+                raise ValueError(f"per_cluster.{cluster}: {describe_errors(exc)}") from None
         return self
 
     def options(self) -> dict[str, Any]:
@@ -249,13 +162,11 @@ class _ModelSettingsBase(_Section):
         chosen = getattr(self, self.type).model_dump()
         if self.type == ENSEMBLE and not chosen.get("member_options"):
             chosen["member_options"] = {
-                member: getattr(self, member).model_dump()
-                for member in chosen["members"]
-                if hasattr(self, member)
+                member: getattr(self, member).model_dump() for member in chosen["members"]
             }
         return chosen
 
-    def for_cluster(self, cluster: str) -> _ModelSettingsBase:
+    def for_cluster(self, cluster: str) -> ModelSettings:
         """These settings with the cluster's override applied (itself when there is none)."""
         override = self.per_cluster.get(cluster)
         if not override:
@@ -264,56 +175,9 @@ class _ModelSettingsBase(_Section):
         return type(self).model_validate(merged)
 
 
-ModelSettings = create_model(
-    "ModelSettings",
-    __base__=_ModelSettingsBase,
-    __doc__="Model family, its hyperparameters (one section per family) and per-cluster overrides.",
-    **{
-        name: (section, section())
-        for name in available_model_types()
-        for section in [_options_section(name)]
-    },
-)
+class TrainingSettings(TrainingOptions):
+    """The trainer's options and what the serving step applies itself."""
 
-
-class TrainingSettings(_Section):
-    epochs: int = Field(30, ge=1, description="most epochs per training run")
-    batch_size: int = Field(256, ge=1, description="windows per optimizer step")
-    learning_rate: float = Field(1e-3, gt=0, description="AdamW's peak learning rate")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW's weight decay")
-    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
-    grad_clip: float = Field(1.0, gt=0, description="largest gradient norm per step")
-    loss: Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"] = Field(
-        "mae",
-        description="on scaled targets; mae matches the MAE-based MASE it is judged by; "
-        "combined = the weighted sum in loss_weights",
-    )
-    loss_weights: dict[str, float] = Field(
-        {}, description="for loss: combined, e.g. {mae: 1.0, smape: 0.2, pinball: 1.0}"
-    )
-    warmup_epochs: float = Field(
-        1.0, ge=0, description="linear learning-rate warm-up, then a cosine decay to the end"
-    )
-    min_learning_rate: float = Field(
-        0.05, ge=0, le=1, description="where the cosine ends, as a fraction of learning_rate"
-    )
-    mixed_precision: bool = Field(
-        False,
-        description="bfloat16 autocast when training on CUDA (slower than float32 for the "
-        "default model sizes on an H100; worth it for large models)",
-    )
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="torch CPU threads; empty = torch's default. 1 is fastest when other "
-        "CPU-heavy processes share the machine",
-    )
-    max_windows_per_epoch: int | None = Field(
-        None,
-        ge=1,
-        description="train each epoch on a fresh random subset of this many windows; "
-        "empty = all windows",
-    )
     validation_periods: int | None = Field(
         None,
         ge=1,
@@ -326,34 +190,14 @@ class TrainingSettings(_Section):
         "that; accuracy and intervals stay measured on the model that never saw the backtest",
     )
 
-    @model_validator(mode="after")
-    def _combined_loss(self) -> TrainingSettings:
-        unknown = sorted(set(self.loss_weights) - set(LOSS_NAMES))
-        if unknown:
-            raise ValueError(f"loss_weights has unknown loss(es) {unknown}; known: {LOSS_NAMES}")
-        if self.loss == "combined" and not any(self.loss_weights.values()):
-            raise ValueError("loss 'combined' needs loss_weights with a non-zero weight")
-        return self
 
-
-class TuningSettings(_Section):
+class TuningSettings(TuningOptions):
     """Optuna search of each cluster's hyperparameters (``tuned_hyperparameters``)."""
 
     enabled: bool = Field(
         False, description="tune in every training run; tune_job tunes regardless"
     )
-    n_trials: int = Field(20, ge=1, description="finished trials a study aims for in total")
-    timeout_seconds: float | None = Field(None, gt=0, description="wall-time bound of one run")
-    direction: Literal["minimize"] = Field(
-        "minimize", description="of the metric, the best validation loss of a trial"
-    )
-    sampler: Literal["tpe", "random", "cmaes"] = Field(
-        "tpe", description="how Optuna picks the next trial's hyperparameters"
-    )
-    pruner: Literal["median", "hyperband", "none"] = Field(
-        "median", description="stops trials whose per-epoch validation loss lags"
-    )
-    epochs: int | None = Field(None, ge=1, description="per trial; empty = training.epochs")
+    # Not TuningConfig.storage: empty here means the Dagster instance's SQLite, not memory.
     storage: str | None = Field(
         None,
         description="SQLAlchemy URL of the Optuna study database; empty = SQLite in the "
@@ -571,33 +415,9 @@ class Settings(BaseSettings):
                 f"training.validation_periods ({self.validation_periods}) must be at least "
                 f"timeseries.horizon ({self.timeseries.horizon})"
             )
-        self._models_build()
+        # The model sections check their hyperparameters themselves: no model is built here.
         self._search_space_fits()
-        overlap = set(self.data.categorical_columns) & set(self.data.multilabel_columns)
-        if overlap:
-            raise ValueError(f"columns {sorted(overlap)} are both categorical and multilabel")
         return self
-
-    def _models_build(self) -> None:
-        # Hyperparameters that the model refuses (say d_model not divisible by n_heads) must
-        # fail here, before any work, not in the middle of the nightly training run.
-        sizes = dict(
-            n_skus=2,
-            n_static=1,
-            n_time_features=2,
-            window=self.timeseries.window,
-            horizon=self.timeseries.horizon,
-            season_length=self.timeseries.season,
-        )
-        assert set(sizes) == set(SIZE_ARGUMENTS)
-        chosen = {"": self.model}
-        chosen.update({c: self.model.for_cluster(c) for c in self.model.per_cluster})
-        for cluster, model in chosen.items():
-            try:
-                build_model(model.type, **sizes, **model.options())
-            except Exception as exc:
-                where = f"model.per_cluster.{cluster}" if cluster else "model"
-                raise ValueError(f"{where}.{model.type} cannot be built: {exc}") from None
 
     def _search_space_fits(self) -> None:
         try:
@@ -645,7 +465,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         return Settings(**content)
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid settings in {chosen}: {_problems(exc)}") from exc
+        raise ConfigurationError(f"invalid settings in {chosen}: {describe_errors(exc)}") from exc
 
 
 def search_space(tuning: TuningSettings, model_type: str) -> SearchSpace:
@@ -667,16 +487,7 @@ def override_section(section: SectionT, overrides: dict[str, Any], where: str) -
         return type(section).model_validate({**section.model_dump(), **overrides})
     except ValidationError as exc:
         # The message already lists every problem; pydantic's own error would only repeat it.
-        raise ConfigurationError(f"invalid {where}: {_problems(exc)}") from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """One line per invalid field: its dotted location, the reason and the value given."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
-        + (f" (got {error['input']!r})" if not isinstance(error["input"], dict) else "")
-        for error in exc.errors()
-    )
+        raise ConfigurationError(f"invalid {where}: {describe_errors(exc)}") from None
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

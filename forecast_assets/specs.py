@@ -8,7 +8,8 @@ from forecast_assets.core.training.trainer import TrainingConfig
 from forecast_assets.settings import Settings, override_section
 
 # Training settings the serving step applies itself (the split is already in the encoded
-# features, the refit is a step of its own); the rest map one to one onto TrainingConfig.
+# features, the refit is a step of its own); the rest are the TrainingOptions that both
+# TrainingSettings and TrainingConfig extend, so they map one to one.
 SERVING_TRAINING_SETTINGS = {"validation_periods", "refit"}
 
 

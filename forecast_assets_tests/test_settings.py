@@ -42,7 +42,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_documented_example_file_loads_field_by_field(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ARCHITECTURE_EXAMPLE))
-    assert settings.data.sku_columns == ["Store", "Dept"]
+    assert settings.data.sku_columns == ("Store", "Dept")
     assert settings.data.quantity_column == "Weekly_Sales"
     assert settings.timeseries.freq == "W-FRI"
     assert settings.timeseries.season == 52
@@ -79,7 +79,7 @@ def test_environment_overrides_one_field_and_keeps_the_rest(
 
 def test_single_sku_column_may_be_a_plain_name(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "data:\n  sku_columns: item\n"))
-    assert settings.data.sku_columns == ["item"]
+    assert settings.data.sku_columns == ("item",)
 
 
 @pytest.mark.parametrize(
@@ -137,27 +137,32 @@ def test_season_length_follows_the_frequency(freq: str, season: int) -> None:
 def test_every_training_setting_reaches_the_trainer() -> None:
     # The serving step gets the training section as a TrainingConfig by field name: a
     # setting added on one side only would be silently ignored or break training.
-    from dataclasses import fields
-
-    from forecast_assets.core.training.trainer import TrainingConfig
+    from forecast_assets.core.training.trainer import TrainingConfig, TrainingOptions
     from forecast_assets.settings import TrainingSettings
     from forecast_assets.specs import SERVING_TRAINING_SETTINGS
 
-    trainer_fields = {field.name for field in fields(TrainingConfig)} - {
-        "seed",
-        "device",
-        "season_length",
-    }
+    trainer_fields = set(TrainingConfig.model_fields) - {"seed", "device", "season_length"}
     assert set(TrainingSettings.model_fields) - SERVING_TRAINING_SETTINGS == trainer_fields
+    # Both extend the one class that declares the options (fields, defaults, checks).
+    assert issubclass(TrainingSettings, TrainingOptions)
+    assert issubclass(TrainingConfig, TrainingOptions)
+    assert set(TrainingOptions.model_fields) == trainer_fields
 
 
 def test_each_model_family_has_a_section_generated_from_its_constructor(tmp_path: Path) -> None:
     import inspect
 
+    from forecast_assets.core.models.options import MODEL_OPTIONS
     from forecast_assets.core.models.registry import MODEL_TYPES, SIZE_ARGUMENTS
+    from forecast_assets.settings import ModelSettings
 
     settings = load_settings(write(tmp_path, "model:\n  type: mixer\n  mixer:\n    blocks: 1\n"))
     assert settings.model.options()["blocks"] == 1
+    # A section per family, declared statically with the family's own options class.
+    sections = set(ModelSettings.model_fields) - {"type", "onnx", "per_cluster"}
+    assert sections == set(MODEL_TYPES)
+    for name in MODEL_TYPES:
+        assert ModelSettings.model_fields[name].annotation is MODEL_OPTIONS[name]
     for name, model_class in MODEL_TYPES.items():
         parameters = inspect.signature(model_class).parameters
         # Keyword-only arguments are wiring the registry hands in, not settings.
@@ -200,7 +205,30 @@ model:
             "model:\n  per_cluster:\n    cluster_3: {mixer: {blocks: many}}\n",
             r"per_cluster\.cluster_3: mixer\.blocks",
         ),
-        ("model:\n  lightweight: {channels: -4}\n", r"model\.lightweight cannot be built"),
+        (
+            "model:\n  lightweight: {channels: -4}\n",
+            r"model\.lightweight\.channels: Input should be greater than or equal to 1",
+        ),
+        (
+            "model:\n  type: standard\n  standard: {d_model: 30}\n",
+            r"model\.standard: .*d_model \(30\) must be divisible by n_heads \(4\)",
+        ),
+        (
+            "model:\n  standard: {positional: alibi}\n",
+            r"model\.standard\.positional: .*unknown positional encoding 'alibi'",
+        ),
+        (
+            "model:\n  advanced: {quantiles: [0.9, 0.1]}\n",
+            r"model\.advanced\.quantiles: .*strictly increasing",
+        ),
+        (
+            "model:\n  ensemble: {members: [lightweight, prophet]}\n",
+            r"model\.ensemble: .*\['prophet'\] are not trainable model families",
+        ),
+        (
+            "model:\n  ensemble: {member_options: {mixer: {blokcs: 2}}}\n",
+            r"model\.ensemble: .*member_options\.mixer: blokcs: Extra inputs are not permitted",
+        ),
         ("training:\n  loss: combined\n", r"combined.*needs loss_weights"),
         ("training:\n  loss_weights: {rmsle: 1}\n", r"unknown loss.*rmsle"),
     ],
@@ -230,3 +258,68 @@ def test_automation_and_landing_defaults(tmp_path: Path) -> None:
 def test_an_attribute_named_like_a_standard_column_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="'sku' has the name of a standard column"):
         load_settings(write(tmp_path, "data:\n  categorical_columns: [store, sku]\n"))
+
+
+def test_loading_settings_builds_no_model_and_imports_neither_optuna_nor_matplotlib(
+    tmp_path: Path,
+) -> None:
+    # Every run, sensor tick and definitions load reads the settings: that must stay cheap.
+    # A fresh interpreter, so that nothing imported by other tests counts.
+    import subprocess
+    import sys
+
+    path = write(
+        tmp_path,
+        "model:\n  type: ensemble\n  per_cluster:\n    cluster_1: {type: standard}\n",
+    )
+    script = f"""
+import sys
+from forecast_assets.core.models import base
+
+def refuse(*args, **kwargs):
+    raise AssertionError("loading settings built a model")
+
+base.ForecastModel.__init__ = refuse
+from forecast_assets.settings import Settings, load_settings
+load_settings({str(path)!r})
+load_settings()
+Settings()
+print(sorted({{"optuna", "matplotlib"}} & {{name.split(".")[0] for name in sys.modules}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_data_section_is_the_loaders_column_spec(tmp_path: Path) -> None:
+    # The section extends ColumnSpec: the loader's fields, defaults and checks are declared
+    # once, and the loader gets them as they are.
+    from forecast_assets.core.data.loader import ColumnSpec
+    from forecast_assets.settings import DataSettings
+
+    assert issubclass(DataSettings, ColumnSpec)
+    assert DataSettings().column_spec() == ColumnSpec()
+    data = load_settings(write(tmp_path, ARCHITECTURE_EXAMPLE)).data
+    spec = data.column_spec()
+    assert type(spec) is ColumnSpec
+    assert spec.model_dump() == {name: getattr(data, name) for name in ColumnSpec.model_fields}
+    assert spec.required_columns == ["Date", "Store", "Dept", "Weekly_Sales"]
+
+
+def test_the_tuning_section_extends_the_core_tuning_options() -> None:
+    from forecast_assets.core.training.tuning_config import TuningConfig, TuningOptions
+    from forecast_assets.settings import TuningSettings
+
+    assert issubclass(TuningSettings, TuningOptions)
+    assert issubclass(TuningConfig, TuningOptions)
+    shared = set(TuningOptions.model_fields)
+    assert shared == {"n_trials", "timeout_seconds", "direction", "sampler", "pruner", "epochs"}
+    # storage is declared on both sides on purpose: empty means other things there.
+    assert set(TuningSettings.model_fields) - shared == {
+        "enabled",
+        "storage",
+        "search_space",
+        "windows",
+    }

@@ -17,6 +17,7 @@ from forecast_assets.core.training.tuning import (
     stored_tuning,
     tune_cluster,
 )
+from forecast_assets.core.training.tuning_config import TuningOptions
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource
 from forecast_assets.settings import Settings, search_space
@@ -102,16 +103,13 @@ def tuning_config(
     storage = tuning.storage or (
         f"sqlite:///{Path(instance.storage_directory()).resolve() / 'optuna.db'}"
     )
+    # The user's options as they are (TuningSettings extends TuningOptions), the study's
+    # wiring beside them.
+    options = tuning.model_dump(include=set(TuningOptions.model_fields))
+    if n_trials:
+        options["n_trials"] = n_trials
     return TuningConfig(
-        n_trials=n_trials or tuning.n_trials,
-        timeout_seconds=tuning.timeout_seconds,
-        direction=tuning.direction,
-        sampler=tuning.sampler,
-        pruner=tuning.pruner,
-        storage=storage,
-        study_name=f"{cluster}-{model_type}",
-        seed=settings.seed,
-        epochs=tuning.epochs,
+        **options, storage=storage, study_name=f"{cluster}-{model_type}", seed=settings.seed
     )
 
 

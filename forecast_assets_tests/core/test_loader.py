@@ -600,8 +600,10 @@ def test_future_limit_defaults_to_the_current_day() -> None:
 
     with pytest.raises(DataValidationError, match="days after today"):
         standardize_sales(frame, ColumnSpec(max_future_days=30), source="memory")
-    # Without the setting, future dates are accepted as before.
-    assert len(standardize_sales(frame, ColumnSpec(), source="memory")) == 1
+    # The default limit is the settings' one (7 days); without a limit future dates pass.
+    with pytest.raises(DataValidationError, match="more than 7 days after today"):
+        standardize_sales(frame, ColumnSpec(), source="memory")
+    assert len(standardize_sales(frame, ColumnSpec(max_future_days=None), source="memory")) == 1
 
 
 def test_mixed_date_formats_in_one_column_are_refused(tmp_path: Path) -> None:

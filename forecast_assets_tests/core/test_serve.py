@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forecast_assets.core.errors import ConfigurationError
 from forecast_assets.core.evaluation import evaluate_cluster, run_backtest
 from forecast_assets.core.models.artifact import ServingPaths, load_cluster_model
 from forecast_assets.core.training.serve import (
@@ -36,7 +37,7 @@ class Tuned:
         return {**base_options, "channels": self.best_params["channels"]}
 
     def training_config(self, base):
-        return dataclasses.replace(base, learning_rate=self.best_params["learning_rate"])
+        return base.updated(learning_rate=self.best_params["learning_rate"])
 
 
 def paths_in(folder: Path) -> ServingPaths:
@@ -80,7 +81,7 @@ def test_a_rejected_candidate_leaves_the_served_files_alone(tmp_path) -> None:
     paths = paths_in(tmp_path)
     first = serve_cluster("c0", encoded, scalers, SPEC, None, LENIENT, paths)
     stored = {p.name: p.read_bytes() for p in paths.model_dir.iterdir()}
-    worse = dataclasses.replace(SPEC, training=dataclasses.replace(TRAINING, seed=2))
+    worse = dataclasses.replace(SPEC, training=TRAINING.updated(seed=2))
     second = serve_cluster("c0", encoded, scalers, worse, first.model, STRICT, paths)
     # The previous model does not pass a gate nobody passes either: seasonal naive serves,
     # and nothing stored changed.
@@ -107,5 +108,8 @@ def test_refit_serves_the_family_refit_and_is_judged_by_its_candidate(tmp_path) 
 
 
 def test_launch_overrides_must_name_training_fields() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match=r"training\.not_a_field"):
         resolve_model_spec(SPEC, None, {"not_a_field": 1})
+    # And are checked like the settings: a launch config cannot set what a file cannot.
+    with pytest.raises(ConfigurationError, match=r"training\.epochs"):
+        resolve_model_spec(SPEC, None, {"epochs": 0})

@@ -215,6 +215,10 @@ def test_a_trial_that_cannot_train_fails_and_the_study_goes_on(encoded) -> None:
     only_bad = SearchSpace({"positional": Categorical(("bogus",))})
     with pytest.raises(TrainingError, match=r"no completed trial.*unknown positional"):
         tune_cluster(lambda w: encoded, "standard", options, TRAINING, config, only_bad)
+    # A training value the TrainingConfig refuses fails its trial too, not the study.
+    zero_rate = SearchSpace({"learning_rate": Categorical((0.0,))})
+    with pytest.raises(TrainingError, match=r"no completed trial.*training\.learning_rate"):
+        tune_cluster(lambda w: encoded, "standard", options, TRAINING, config, zero_rate)
 
 
 def test_an_unknown_parameter_is_rejected_before_any_trial() -> None:

@@ -25,16 +25,17 @@ import gzip
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from pandas.tseries.api import guess_datetime_format
+from pydantic import Field, field_validator, model_validator
 
-from forecast_assets.core.errors import ConfigurationError, DataValidationError
+from forecast_assets.core.config import CoreConfig
+from forecast_assets.core.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -43,36 +44,72 @@ SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 _QUOTED_VALUES = 5
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    """Which input columns hold what, and the rules for questionable rows."""
+# Names the loader gives its own columns; an attribute column of one of these names would
+# silently replace them.
+STANDARD_COLUMNS = ("sku", "quantity", "date")
 
-    date_column: str = "date"
-    sku_columns: Sequence[str] = ("sku",)
-    quantity_column: str = "quantity"
-    categorical_columns: Sequence[str] = ()
-    multilabel_columns: Sequence[str] = ()
-    sku_separator: str = "-"
-    duplicates: Literal["sum", "mean", "max", "last", "error"] = "sum"
-    negative_quantities: Literal["error", "clip", "keep"] = "error"
-    encoding: str = "utf-8"
-    max_quantity: float | None = None
-    max_future_days: int | None = None
-    attribute_columns: tuple[str, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
+class ColumnSpec(CoreConfig):
+    """Which input columns hold what, and the rules for questionable rows (the ``data``
+    section of the settings extends this class)."""
+
+    section_name: ClassVar[str] = "data"
+
+    date_column: str = Field("date", description="column holding the sale's date")
+    sku_columns: tuple[str, ...] = Field(
+        ("sku",), min_length=1, description="one or several key columns"
+    )
+    sku_separator: str = Field("-", description="joins several key columns into one SKU id")
+    quantity_column: str = Field("quantity", description="column holding the quantity sold")
+    categorical_columns: tuple[str, ...] = Field((), description="static SKU attributes, one-hot")
+    multilabel_columns: tuple[str, ...] = Field((), description="attributes holding several labels")
+    encoding: str = Field("utf-8", description="text encoding of CSV files")
+    max_quantity: float | None = Field(
+        1e9, gt=0, description="files holding a larger quantity are refused; empty = no limit"
+    )
+    max_future_days: int | None = Field(
+        7,
+        ge=0,
+        description="files with rows dated more than this many days after today are refused; "
+        "empty = no limit",
+    )
+    duplicates: Literal["sum", "mean", "max", "last", "error"] = Field(
+        "sum", description="rule for several rows of one (sku, date) in one file"
+    )
+    negative_quantities: Literal["error", "clip", "keep"] = Field(
+        "error", description="error: reject the file; clip: count them as zero; keep: as is"
+    )
+
+    @field_validator("sku_columns", "categorical_columns", "multilabel_columns", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(self.encoding)
-        except LookupError as exc:
-            raise ConfigurationError(f"data.encoding {self.encoding!r} is not known") from exc
-        if self.max_quantity is not None and not self.max_quantity >= 0:
-            raise ConfigurationError(f"data.max_quantity must be >= 0, got {self.max_quantity}")
-        if self.max_future_days is not None and self.max_future_days < 0:
-            raise ConfigurationError(
-                f"data.max_future_days must be >= 0, got {self.max_future_days}"
-            )
-        names = [*self.categorical_columns, *self.multilabel_columns]
-        object.__setattr__(self, "attribute_columns", tuple(dict.fromkeys(names)))
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"'{value}' is not a known text encoding") from None
+        return value
+
+    @model_validator(mode="after")
+    def _attributes_keep_their_names(self) -> Self:
+        for name in self.attribute_columns:
+            if name in STANDARD_COLUMNS:
+                raise ValueError(
+                    f"attribute column '{name}' has the name of a standard column "
+                    f"({', '.join(sorted(STANDARD_COLUMNS))}); rename it in the data"
+                )
+        overlap = set(self.categorical_columns) & set(self.multilabel_columns)
+        if overlap:
+            raise ValueError(f"columns {sorted(overlap)} are both categorical and multilabel")
+        return self
+
+    @property
+    def attribute_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.categorical_columns, *self.multilabel_columns]))
 
     @property
     def required_columns(self) -> list[str]:

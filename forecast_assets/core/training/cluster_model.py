@@ -9,7 +9,6 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 
 import numpy as np
 
@@ -87,7 +86,7 @@ def refit_cluster_model(
     # only picks the best epoch among the fixed budget, it stops nothing.
     refit_data = dataclasses.replace(encoded, train=everything, validation=encoded.test)
     epochs = max(candidate.training.best_epoch, 1)
-    refit_config = dataclasses.replace(config, epochs=epochs, patience=epochs + 1)
+    refit_config = config.updated(epochs=epochs, patience=epochs + 1)
     refit = train_cluster_model(
         refit_data, candidate.model_type, model_options, refit_config, callbacks
     )
@@ -166,7 +165,7 @@ def checkpoint_path(
     for array in (encoded.padded, encoded.calendar, encoded.static):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update("\n".join(map(str, encoded.skus)).encode())
-    described = [model_type, dict(model_options), asdict(config)]
+    described = [model_type, dict(model_options), config.model_dump()]
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     return folder / f"{cluster}-{digest.hexdigest()[:16]}.pt"
 

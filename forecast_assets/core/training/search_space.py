@@ -9,7 +9,6 @@ module without loading Optuna.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import types
 import typing
@@ -260,11 +259,10 @@ def _model_types(model_type: str) -> dict[str, Any]:
 
 
 def _training_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(TrainingConfig)
     return {
-        f.name: hints[f.name]
-        for f in dataclasses.fields(TrainingConfig)
-        if f.name not in UNTUNABLE_TRAINING_FIELDS
+        name: info.annotation
+        for name, info in TrainingConfig.model_fields.items()
+        if name not in UNTUNABLE_TRAINING_FIELDS
     }
 
 

@@ -82,7 +82,7 @@ def resolve_model_spec(
             tuned=dict(tuned.best_params),
         )
     if launch:
-        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, **launch))
+        spec = dataclasses.replace(spec, training=spec.training.updated(**launch))
     return spec
 
 

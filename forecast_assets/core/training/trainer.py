@@ -11,18 +11,20 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from forecast_assets.core.config import CoreConfig
 from forecast_assets.core.errors import TrainingError
 from forecast_assets.core.models.artifact import EpochRecord, TrainingResult
 from forecast_assets.core.models.base import ForecastModel, model_inputs, resolve_device
-from forecast_assets.core.models.losses import ForecastLoss, loss_weights
+from forecast_assets.core.models.losses import LOSS_NAMES, ForecastLoss, loss_weights
 from forecast_assets.core.storage import artifact_path, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -31,24 +33,68 @@ LossName = Literal["mae", "mse", "huber", "smape", "mase", "pinball", "combined"
 CHECKPOINT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 5
-    grad_clip: float = 1.0
-    max_windows_per_epoch: int | None = None  # a fresh random subset each epoch when set
-    loss: LossName = "mae"
-    loss_weights: dict[str, float] = field(default_factory=dict)  # for loss "combined"
-    warmup_epochs: float = 1.0  # linear warm-up from 0, then cosine decay
-    min_learning_rate: float = 0.05  # the cosine ends at this fraction of learning_rate
-    mixed_precision: bool = False  # bfloat16 autocast on CUDA; the CPU always trains in fp32
-    threads: int | None = None  # torch CPU threads; empty = torch's default
-    season_length: int = 1  # of the in-sample seasonal naive that scales the MASE loss
-    seed: int = 42
-    device: str = "auto"
+class TrainingOptions(CoreConfig):
+    """What a user chooses about training (the ``training`` section of the settings extends
+    this class with what the serving step does itself)."""
+
+    section_name: ClassVar[str] = "training"
+
+    epochs: int = Field(30, ge=1, description="most epochs per training run")
+    batch_size: int = Field(256, ge=1, description="windows per optimizer step")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW's peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW's weight decay")
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    grad_clip: float = Field(1.0, gt=0, description="largest gradient norm per step")
+    loss: LossName = Field(
+        "mae",
+        description="on scaled targets; mae matches the MAE-based MASE it is judged by; "
+        "combined = the weighted sum in loss_weights",
+    )
+    loss_weights: dict[str, float] = Field(
+        {}, description="for loss: combined, e.g. {mae: 1.0, smape: 0.2, pinball: 1.0}"
+    )
+    warmup_epochs: float = Field(
+        1.0, ge=0, description="linear learning-rate warm-up, then a cosine decay to the end"
+    )
+    min_learning_rate: float = Field(
+        0.05, ge=0, le=1, description="where the cosine ends, as a fraction of learning_rate"
+    )
+    mixed_precision: bool = Field(
+        False,
+        description="bfloat16 autocast when training on CUDA (slower than float32 for the "
+        "default model sizes on an H100; worth it for large models)",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads; empty = torch's default. 1 is fastest when other "
+        "CPU-heavy processes share the machine",
+    )
+    max_windows_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="train each epoch on a fresh random subset of this many windows; "
+        "empty = all windows",
+    )
+
+    @model_validator(mode="after")
+    def _combined_loss(self) -> Self:
+        unknown = sorted(set(self.loss_weights) - set(LOSS_NAMES))
+        if unknown:
+            raise ValueError(f"loss_weights has unknown loss(es) {unknown}; known: {LOSS_NAMES}")
+        if self.loss == "combined" and not any(self.loss_weights.values()):
+            raise ValueError("loss 'combined' needs loss_weights with a non-zero weight")
+        return self
+
+
+class TrainingConfig(TrainingOptions):
+    """A training run: the user's options and what the run itself fixes."""
+
+    season_length: int = Field(
+        1, ge=1, description="of the in-sample seasonal naive that scales the MASE loss"
+    )
+    seed: int = Field(42, description="seeds the weights and the sampling of windows")
+    device: str = Field("auto", description="auto = CUDA when available, else the CPU")
 
 
 class TrainerCallback:
@@ -246,7 +292,7 @@ class Trainer:
     def _save(self, model, optimizer, scheduler, generator, state, result) -> None:
         payload = {
             "version": CHECKPOINT_VERSION,
-            "config": asdict(self.config),
+            "config": self.config.model_dump(),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -259,7 +305,7 @@ class Trainer:
 
     def _resume(self, model, optimizer, scheduler, generator, result) -> _RunState:
         payload = load_checkpoint(self.checkpoint)
-        if payload["config"] != asdict(self.config):
+        if payload["config"] != self.config.model_dump():
             raise TrainingError(
                 f"checkpoint {self.checkpoint} was written with other training settings; "
                 "delete it to start over"

@@ -5,16 +5,14 @@ The search space itself is described in ``search_space``; this module runs the s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
-import typing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -33,16 +31,10 @@ from forecast_assets.core.training.search_space import (
     split_params,
 )
 from forecast_assets.core.training.trainer import TrainerCallback, TrainingConfig, seed_everything
+from forecast_assets.core.training.tuning_config import TuningConfig
 
 logger = logging.getLogger(__name__)
 
-SamplerName = Literal["tpe", "random", "cmaes"]
-PrunerName = Literal["median", "hyperband", "none"]
-Direction = Literal["minimize", "maximize"]
-
-# The trial value: the best validation loss of the trial's training run (early stopping puts
-# that epoch's weights back, so it is the loss of the model the trial would deliver).
-METRICS = ("validation_loss",)
 FAIL_REASON = "fail_reason"  # user attribute of a FAIL trial: why it failed
 # Finished trials: what counts towards TuningConfig.n_trials (FAIL and RUNNING do not).
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -50,59 +42,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # grace period belonged to a process that died, and Optuna marks it FAIL.
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
-
-
-@dataclass(frozen=True)
-class TuningConfig:
-    """How to tune. ``storage`` is an SQLAlchemy URL (``sqlite:////abs/path/optuna.db``,
-    ``postgresql://user:password@host/db``) that keeps the study, so a stopped run resumes
-    with its trials; ``None`` keeps it in memory. ``epochs`` per trial (``None``: the
-    TrainingConfig's) is usually shorter than full training. ``timeout_seconds`` is checked
-    between trials: a trial that has started runs to its end."""
-
-    n_trials: int = 20
-    timeout_seconds: float | None = None
-    metric: str = "validation_loss"
-    direction: Direction = "minimize"
-    sampler: SamplerName = "tpe"
-    pruner: PrunerName = "median"
-    storage: str | None = None
-    study_name: str = "forecast"
-    seed: int = 42
-    epochs: int | None = None
-    # The median pruner compares with this many finished trials at least, and never prunes
-    # in the first epochs (the learning-rate warm-up makes them noisy).
-    pruner_startup_trials: int = 5
-    pruner_warmup_epochs: int = 1
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.n_trials < 1:
-            problems.append(f"n_trials must be >= 1, got {self.n_trials}")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            problems.append(f"timeout_seconds must be > 0, got {self.timeout_seconds}")
-        if self.metric not in METRICS:
-            problems.append(f"unknown metric '{self.metric}'; available: {list(METRICS)}")
-        elif self.direction == "maximize":
-            problems.append(f"metric '{self.metric}' is a loss: direction must be 'minimize'")
-        if self.direction not in typing.get_args(Direction):
-            problems.append(f"direction must be 'minimize' or 'maximize', got {self.direction!r}")
-        if self.sampler not in typing.get_args(SamplerName):
-            problems.append(
-                f"unknown sampler '{self.sampler}'; available: {list(typing.get_args(SamplerName))}"
-            )
-        if self.pruner not in typing.get_args(PrunerName):
-            problems.append(
-                f"unknown pruner '{self.pruner}'; available: {list(typing.get_args(PrunerName))}"
-            )
-        if self.epochs is not None and self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.pruner_startup_trials < 0 or self.pruner_warmup_epochs < 0:
-            problems.append("pruner_startup_trials and pruner_warmup_epochs must be >= 0")
-        if not self.study_name:
-            problems.append("study_name must not be empty")
-        if problems:
-            raise ConfigurationError("tuning: " + "; ".join(problems))
 
 
 @dataclass
@@ -133,7 +72,7 @@ class TuningResult:
         return split_params(self.model_type, self.best_params)[1]
 
     def training_config(self, base: TrainingConfig) -> TrainingConfig:
-        return dataclasses.replace(base, **self.training_overrides())
+        return base.updated(**self.training_overrides())
 
     @property
     def window(self) -> int | None:
@@ -157,8 +96,9 @@ class _Pruning(TrainerCallback):
 
 
 class _TrialFailed(Exception):
-    """A trial whose settings cannot train (model constructor refused them, loss became NaN,
-    too little data for its window): the trial is FAIL and the study goes on."""
+    """A trial whose settings cannot train (model constructor or TrainingConfig refused them,
+    loss became NaN, too little data for its window): the trial is FAIL and the study goes
+    on."""
 
 
 def tune_cluster(
@@ -192,7 +132,7 @@ def tune_cluster(
     space = space.resolved(model_type, base_options)
     trial_training = training
     if tuning.epochs is not None:
-        trial_training = dataclasses.replace(training, epochs=tuning.epochs)
+        trial_training = training.updated(epochs=tuning.epochs)
     datasets: dict[int | None, EncodedPanel] = {}
 
     def data(window: int | None) -> EncodedPanel:
@@ -202,11 +142,11 @@ def tune_cluster(
 
     def objective(trial: optuna.Trial) -> float:
         model_params, training_params, window = split_params(model_type, space.suggest(trial))
-        config = dataclasses.replace(trial_training, **training_params)
-        # The model's initial weights come from the global generators: seeded, a trial's
-        # value depends on its parameters only, not on which trials ran before it.
-        seed_everything(config.seed)
         try:
+            config = trial_training.updated(**training_params)
+            # The model's initial weights come from the global generators: seeded, a trial's
+            # value depends on its parameters only, not on which trials ran before it.
+            seed_everything(config.seed)
             model = train_cluster_model(
                 data(window),
                 model_type,
@@ -214,7 +154,7 @@ def tune_cluster(
                 config,
                 callbacks=[_Pruning(trial)],
             )
-        except (ValueError, TrainingError, InsufficientDataError) as error:
+        except (ValueError, ConfigurationError, TrainingError, InsufficientDataError) as error:
             reason = f"{type(error).__name__}: {error}"
             trial.set_user_attr(FAIL_REASON, reason)  # kept in the storage with the trial
             raise _TrialFailed(reason) from error
