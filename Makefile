@@ -14,10 +14,12 @@ INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 demo: $(STAMP) $(INSTANCE)
 	$(BIN)/python -m forecast_assets.demo
 
+# One pytest-xdist worker per core, handed one test at a time, so that the tests that wait
+# on a real daemon (started first) overlap with the rest.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxschedchunk 1
 
 dev: $(STAMP) $(INSTANCE)
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml

@@ -1,14 +1,23 @@
 """Shared fixtures: small settings files and real temporary Dagster instances."""
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import torch
 import yaml
 
 from forecast_assets.settings import deep_merge
+
+# pytest-xdist runs one worker per core: torch's own thread pool in each would ask for every
+# core again, and the oversubscribed workers would be slower than one. One thread per
+# worker, also for the processes a test starts (`dagster dev`, its runs).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # The design's assets, written out so that an asset dropped from the Definitions fails tests.
@@ -52,6 +61,13 @@ def small_settings(output_dir: Path) -> dict[str, Any]:
     }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start `dagster dev` first: they spend most of their minutes waiting on
+    the daemon, so under pytest-xdist the other worker runs the rest meanwhile instead of
+    leaving them for the end."""
+    items.sort(key=lambda item: item.get_closest_marker("daemon") is None)  # stable sort
+
+
 @pytest.fixture
 def write_settings(tmp_path: Path) -> Callable[..., Path]:
     """Write a small settings YAML (with optional nested overrides) and return its path."""
@@ -75,8 +91,6 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own FORECAST_* environment."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("FORECAST_"):
             monkeypatch.delenv(name)

@@ -122,6 +122,13 @@ def test_every_launch_path_keeps_one_device_step_and_one_history_writer(tmp_path
             assert storage.get_concurrency_info(pool).slot_count == 1, pool
 
 
+def test_runs_execute_their_steps_in_one_process() -> None:
+    # A process per step would import torch once per step of a one-cluster chain.
+    jobs = [defs.resolve_implicit_global_asset_job_def()]
+    jobs += [defs.resolve_job_def(job.name) for job in defs.jobs]
+    assert {job.executor_def.name for job in jobs} == {dg.in_process_executor.name}
+
+
 def test_history_writers_take_turns_and_crashed_runs_are_retried(tmp_path: Path) -> None:
     for job in ("ingest_job", "sales_ingest_job"):
         assert defs.resolve_job_def(job).tags[HISTORY_TAG_KEY] == "write"

@@ -114,6 +114,26 @@ def test_there_is_no_import_loop() -> None:
     assert [loop for loop in loops if not loop.startswith("forecast_assets ->")] == []
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every package module that importing ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_plots_and_the_search_space_stay_off_the_trainer() -> None:
+    # The report's plots work on plain records and frames; the search-space language is read
+    # by the settings, which must load without the trainer's study runner or a plot library.
+    graph = package_graph()
+    plots = reachable(graph, "forecast_assets.core.plots")
+    assert "forecast_assets.core.training.trainer" not in plots
+    space = reachable(graph, "forecast_assets.core.training.search_space")
+    assert {"forecast_assets.core.training.tuning", "forecast_assets.core.plots"}.isdisjoint(space)
+
+
 def test_asset_functions_are_thin() -> None:
     long = []
     for path in (PACKAGE / "assets").rglob("*.py"):

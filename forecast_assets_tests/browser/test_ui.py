@@ -28,7 +28,7 @@ from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 from forecast_assets_tests.conftest import DESIGN_ASSETS
 from forecast_assets_tests.integration.test_daemon import PROJECT_ROOT, running_dagster_dev
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.daemon]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -18,7 +18,7 @@ from forecast_assets.core.data.history import HistoryStore
 from forecast_assets.sensors import JOB_TAG
 from forecast_assets_tests.integration.test_daemon import running_dagster_dev
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.daemon]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> float:

@@ -20,7 +20,7 @@ from dagster_graphql import DagsterGraphQLClient
 from forecast_assets.concurrency import GPU_TAG_KEY
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
