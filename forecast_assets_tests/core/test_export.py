@@ -24,7 +24,7 @@ from forecast_assets.core.inference.predictor import engine_for, predict_windows
 from forecast_assets.core.inference.serving import TORCHSCRIPT_TYPES, export_for_serving
 from forecast_assets.core.models.artifact import ClusterModel, TrainingResult
 from forecast_assets.core.models.base import MODEL_INPUTS, ForecastModel
-from forecast_assets.core.models.lightweight import TCNForecaster
+from forecast_assets.core.models.lightweight import LightweightForecaster
 from forecast_assets.core.models.registry import MODEL_TYPES, build_model
 from forecast_assets_tests.core.test_trainer import model_for, weekly_pattern_panel
 
@@ -184,7 +184,7 @@ def test_a_failed_onnx_write_keeps_the_previous_file(
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
-class DataDependent(TCNForecaster):
+class DataDependent(LightweightForecaster):
     """Branches on the data: torch.export cannot capture that."""
 
     def forward(self, past, past_time, future_time, sku, static):  # type: ignore[override]
@@ -196,7 +196,7 @@ def test_a_model_that_cannot_be_exported_raises_a_clear_error(tmp_path: Path) ->
     with pytest.raises(ExportError, match="DataDependent cannot be exported to ONNX"):
         export_onnx(DataDependent(**SIZES, channels=4, levels=1), tmp_path / "model.onnx")
     assert list(tmp_path.iterdir()) == []
-    model = TCNForecaster(**SIZES)
+    model = LightweightForecaster(**SIZES)
     del model.hyperparameters["window"]
     with pytest.raises(ExportError, match=r"lacks \['window'\]"):
         export_onnx(model, tmp_path / "model.onnx")

@@ -23,6 +23,16 @@ def test_every_family_has_its_options_class() -> None:
 
 
 @pytest.mark.parametrize("model_type", list(MODEL_TYPES))
+def test_a_family_has_one_name_in_settings_file_and_classes(model_type: str) -> None:
+    title = model_type.capitalize()
+    model = MODEL_TYPES[model_type]
+    assert model.__module__ == f"forecast_assets.core.models.{model_type}"
+    assert model.__name__ == f"{title}Forecaster"
+    assert MODEL_OPTIONS[model_type].__name__ == f"{title}Options"
+    assert MODEL_OPTIONS[model_type].section_name == f"model.{model_type}"
+
+
+@pytest.mark.parametrize("model_type", list(MODEL_TYPES))
 def test_the_fields_are_the_constructor_hyperparameters(model_type: str) -> None:
     constructor = tunable_hyperparameters(model_type)  # name -> (type, default)
     fields = MODEL_OPTIONS[model_type].model_fields

@@ -10,7 +10,7 @@ from forecast_assets.core.models.components import (
     StaticContext,
     TemporalConvNet,
 )
-from forecast_assets.core.models.lightweight import TCNForecaster
+from forecast_assets.core.models.lightweight import LightweightForecaster
 from forecast_assets.core.models.registry import available_model_types, build_model
 from forecast_assets_tests.core.model_tasks import fit_briefly, holdout_mae, seasonal_task
 
@@ -29,12 +29,14 @@ def inputs(batch: int = 5, window: int = 30, horizon: int = 6, n_time: int = 4, 
 @pytest.mark.parametrize("batch", [1, 7, 64])
 @pytest.mark.parametrize("horizon", [1, 7, 14])
 def test_tcn_maps_the_shared_signature_to_batch_by_horizon(batch: int, horizon: int) -> None:
-    model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=horizon)
+    model = LightweightForecaster(
+        n_skus=10, n_static=3, n_time_features=4, window=30, horizon=horizon
+    )
     assert model(*inputs(batch=batch, horizon=horizon)).shape == (batch, horizon)
 
 
 def test_tcn_backward_reaches_every_parameter() -> None:
-    model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6)
+    model = LightweightForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6)
     with torch.no_grad():  # the zero-initialised head would block gradients upstream
         model.decoder[-1].weight.normal_()
     model(*inputs()).square().mean().backward()
@@ -44,8 +46,10 @@ def test_tcn_backward_reaches_every_parameter() -> None:
 
 
 def test_tcn_rebuilds_from_its_hyperparameters() -> None:
-    model = TCNForecaster(n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6, levels=2)
-    rebuilt = TCNForecaster(**model.hyperparameters)
+    model = LightweightForecaster(
+        n_skus=10, n_static=3, n_time_features=4, window=30, horizon=6, levels=2
+    )
+    rebuilt = LightweightForecaster(**model.hyperparameters)
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt.eval()(*inputs()), model.eval()(*inputs()))
 
@@ -53,19 +57,21 @@ def test_tcn_rebuilds_from_its_hyperparameters() -> None:
 def test_tcn_learns_a_seasonal_signal_better_than_seasonal_naive() -> None:
     task = seasonal_task()
     torch.manual_seed(0)
-    model = TCNForecaster(**task.model_sizes(), season_length=task.season)
+    model = LightweightForecaster(**task.model_sizes(), season_length=task.season)
     fit_briefly(model, task)
     model_mae, naive_mae = holdout_mae(model, task)
     assert model_mae < 0.85 * naive_mae
 
 
 def test_tcn_stays_lightweight_at_defaults() -> None:
-    model = TCNForecaster(n_skus=5000, n_static=50, n_time_features=8, window=56, horizon=28)
+    model = LightweightForecaster(
+        n_skus=5000, n_static=50, n_time_features=8, window=56, horizon=28
+    )
     assert model.parameter_count() < 1_000_000
 
 
 def test_tcn_without_categoricals_works() -> None:
-    model = TCNForecaster(n_skus=10, n_static=0, n_time_features=4, window=30, horizon=6)
+    model = LightweightForecaster(n_skus=10, n_static=0, n_time_features=4, window=30, horizon=6)
     past, past_time, future_time, sku, _ = inputs()
     assert model(past, past_time, future_time, sku, torch.zeros(5, 0)).shape == (5, 6)
 
@@ -130,7 +136,7 @@ def test_registry_builds_by_name_and_rejects_unknown() -> None:
     model = build_model(
         "lightweight", n_skus=3, n_static=0, n_time_features=2, window=10, horizon=2
     )
-    assert isinstance(model, TCNForecaster)
+    assert isinstance(model, LightweightForecaster)
     assert model.hyperparameters["window"] == 10
     with pytest.raises(ModelNotFoundError, match="prophet"):
         build_model("prophet")
@@ -138,7 +144,7 @@ def test_registry_builds_by_name_and_rejects_unknown() -> None:
 
 @pytest.mark.parametrize(("season", "window"), [(7, 30), (52, 30), (1, 30)])
 def test_untrained_tcn_is_exactly_seasonal_naive(season: int, window: int) -> None:
-    model = TCNForecaster(
+    model = LightweightForecaster(
         n_skus=10, n_static=3, n_time_features=4, window=window, horizon=9, season_length=season
     )
     past, past_time, future_time, sku, static = inputs(window=window, horizon=9)

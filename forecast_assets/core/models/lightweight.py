@@ -14,7 +14,7 @@ from forecast_assets.core.models.components import (
 )
 
 
-class TCNForecaster(ForecastModel):
+class LightweightForecaster(ForecastModel):
     """Temporal convolutional network (Bai, Kolter & Koltun, "An Empirical Evaluation of
     Generic Convolutional and Recurrent Networks for Sequence Modeling", 2018) whose blocks
     are modulated by FiLM (Perez et al., 2018) from a static context made of the SKU

@@ -14,9 +14,9 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from forecast_assets.core.config import CoreConfig, describe_errors
+from forecast_assets.core.models.advanced import validate_quantiles
 from forecast_assets.core.models.ensemble import ENSEMBLE
-from forecast_assets.core.models.transformer import POSITIONAL_ENCODINGS
-from forecast_assets.core.models.transformer_v2 import validate_quantiles
+from forecast_assets.core.models.standard import POSITIONAL_ENCODINGS
 
 # What a hyperparameter means and which values make sense, once for every family that has
 # it; the defaults differ per family and stay with each class.
@@ -48,7 +48,7 @@ def _check_heads(d_model: int, n_heads: int) -> None:
 
 
 class StandardOptions(ModelOptions):
-    """``TransformerForecaster``."""
+    """``StandardForecaster``."""
 
     section_name: ClassVar[str] = "model.standard"
 
@@ -104,7 +104,7 @@ class StandardOptions(ModelOptions):
 
 
 class AdvancedOptions(ModelOptions):
-    """``TemporalFusionForecaster``."""
+    """``AdvancedForecaster``."""
 
     section_name: ClassVar[str] = "model.advanced"
 
@@ -137,7 +137,7 @@ class AdvancedOptions(ModelOptions):
 
 
 class LightweightOptions(ModelOptions):
-    """``TCNForecaster``."""
+    """``LightweightForecaster``."""
 
     section_name: ClassVar[str] = "model.lightweight"
 

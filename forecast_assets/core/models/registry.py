@@ -6,18 +6,18 @@ import inspect
 import typing
 
 from forecast_assets.core.errors import ModelNotFoundError
+from forecast_assets.core.models.advanced import AdvancedForecaster
 from forecast_assets.core.models.base import ForecastModel, hyperparameter_names
 from forecast_assets.core.models.ensemble import ENSEMBLE, EnsembleForecaster
-from forecast_assets.core.models.lightweight import TCNForecaster
+from forecast_assets.core.models.lightweight import LightweightForecaster
 from forecast_assets.core.models.mixer import MixerForecaster
 from forecast_assets.core.models.seasonal_naive import SeasonalNaiveForecaster
-from forecast_assets.core.models.transformer import TransformerForecaster
-from forecast_assets.core.models.transformer_v2 import TemporalFusionForecaster
+from forecast_assets.core.models.standard import StandardForecaster
 
 MODEL_TYPES: dict[str, type[ForecastModel]] = {
-    "standard": TransformerForecaster,
-    "advanced": TemporalFusionForecaster,
-    "lightweight": TCNForecaster,
+    "standard": StandardForecaster,
+    "advanced": AdvancedForecaster,
+    "lightweight": LightweightForecaster,
     "mixer": MixerForecaster,
     ENSEMBLE: EnsembleForecaster,
 }

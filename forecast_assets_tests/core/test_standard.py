@@ -14,7 +14,7 @@ from forecast_assets.core.models.attention import (
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
 )
-from forecast_assets.core.models.transformer import TransformerForecaster
+from forecast_assets.core.models.standard import StandardForecaster
 from forecast_assets_tests.core.model_tasks import fit_briefly, holdout_mae, seasonal_task
 
 N_SKUS, N_STATIC, N_TIME = 10, 3, 4
@@ -34,13 +34,13 @@ def inputs(
     )
 
 
-def small_model(window: int = 30, horizon: int = 6, **options) -> TransformerForecaster:
+def small_model(window: int = 30, horizon: int = 6, **options) -> StandardForecaster:
     torch.manual_seed(0)
     sizes = dict(d_model=16, n_heads=2, dim_feedforward=32, embedding_dim=4) | options
-    return TransformerForecaster(N_SKUS, N_STATIC, N_TIME, window, horizon, **sizes)
+    return StandardForecaster(N_SKUS, N_STATIC, N_TIME, window, horizon, **sizes)
 
 
-def randomise_head(model: TransformerForecaster) -> None:
+def randomise_head(model: StandardForecaster) -> None:
     """Undo the zero initialisation of the head so that the transformer path shows in the
     output (an untrained model is exactly its seasonal naive skip path)."""
     with torch.no_grad():
@@ -63,7 +63,7 @@ def test_forward_maps_the_shared_signature_to_batch_by_horizon(batch: int, horiz
 
 
 def test_works_without_categoricals() -> None:
-    model = TransformerForecaster(N_SKUS, 0, N_TIME, window=30, horizon=6)
+    model = StandardForecaster(N_SKUS, 0, N_TIME, window=30, horizon=6)
     past, past_time, future_time, sku, _ = inputs()
     assert model(past, past_time, future_time, sku, torch.zeros(5, 0)).shape == (5, 6)
 
@@ -111,19 +111,17 @@ def test_untrained_model_is_exactly_seasonal_naive(season: int, positional: str)
 
 
 def test_parameter_count_stays_under_budget_at_defaults() -> None:
-    model = TransformerForecaster(n_skus=300, n_static=10, n_time_features=8, window=56, horizon=14)
+    model = StandardForecaster(n_skus=300, n_static=10, n_time_features=8, window=56, horizon=14)
     assert model.parameter_count() < 200_000  # about 139K
-    large = TransformerForecaster(
-        n_skus=5000, n_static=50, n_time_features=8, window=56, horizon=28
-    )
+    large = StandardForecaster(n_skus=5000, n_static=50, n_time_features=8, window=56, horizon=28)
     assert large.parameter_count() < 1_000_000
 
 
 def test_constructor_follows_the_settings_convention() -> None:
     """The settings section is generated from the signature: every tunable argument has a
     default of its simple annotated type, and ``hyperparameters`` holds every argument."""
-    hints = typing.get_type_hints(TransformerForecaster.__init__)
-    parameters = inspect.signature(TransformerForecaster.__init__).parameters
+    hints = typing.get_type_hints(StandardForecaster.__init__)
+    parameters = inspect.signature(StandardForecaster.__init__).parameters
     for name, parameter in parameters.items():
         if name == "self" or name in SIZE_ARGUMENTS[:5]:
             continue
@@ -138,7 +136,7 @@ def test_constructor_follows_the_settings_convention() -> None:
 def test_rebuilds_from_its_hyperparameters() -> None:
     model = small_model(positional="rope", film=False, season_length=7).eval()
     randomise_head(model)
-    rebuilt = TransformerForecaster(**model.hyperparameters).eval()
+    rebuilt = StandardForecaster(**model.hyperparameters).eval()
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt(*inputs()), model(*inputs()))
 
@@ -237,7 +235,7 @@ def test_learns_a_seasonal_signal_better_than_seasonal_naive() -> None:
     torch.manual_seed(0)
     # Smaller than the defaults to keep the test to a few CPU seconds; the defaults reach
     # about the same ratio (0.77 to 0.82 over task seeds 0 to 2) in about three times as long.
-    model = TransformerForecaster(
+    model = StandardForecaster(
         **task.model_sizes(),
         d_model=32,
         dim_feedforward=64,

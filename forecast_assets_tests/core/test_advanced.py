@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from forecast_assets.core.models.advanced import AdvancedForecaster
 from forecast_assets.core.models.components import SeriesDecomposition
 from forecast_assets.core.models.gating import (
     GatedResidualNetwork,
@@ -13,7 +14,6 @@ from forecast_assets.core.models.gating import (
     causal_mask,
 )
 from forecast_assets.core.models.losses import pinball_loss
-from forecast_assets.core.models.transformer_v2 import TemporalFusionForecaster
 from forecast_assets_tests.core.model_tasks import (
     fit_briefly,
     holdout_mae,
@@ -42,15 +42,15 @@ def inputs(
     )
 
 
-def model_for(horizon: int = 6, **overrides: object) -> TemporalFusionForecaster:
+def model_for(horizon: int = 6, **overrides: object) -> AdvancedForecaster:
     torch.manual_seed(0)
     sizes = dict(
         n_skus=N_SKUS, n_static=N_STATIC, n_time_features=N_TIME, window=WINDOW, horizon=horizon
     )
-    return TemporalFusionForecaster(**{**sizes, **overrides})
+    return AdvancedForecaster(**{**sizes, **overrides})
 
 
-def randomise_heads(model: TemporalFusionForecaster, std: float = 0.3) -> None:
+def randomise_heads(model: AdvancedForecaster, std: float = 0.3) -> None:
     """The heads start at zero (an untrained model is seasonal naive); give them weights so
     that the learned path actually reaches the output."""
     with torch.no_grad():
@@ -97,7 +97,7 @@ def test_rebuilds_from_its_hyperparameters() -> None:
     hyperparameters = model.hyperparameters
     assert hyperparameters["quantiles"] == (0.2, 0.5, 0.8)
     assert hyperparameters["d_model"] == 16 and hyperparameters["season_length"] == 7
-    twin = TemporalFusionForecaster(**hyperparameters)
+    twin = AdvancedForecaster(**hyperparameters)
     twin.load_state_dict(model.state_dict())
     x = inputs()
     torch.testing.assert_close(twin.eval()(*x), model.eval()(*x))
@@ -280,10 +280,10 @@ def test_moving_average_is_clipped_to_the_window() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[TemporalFusionForecaster, object]:
+def trained() -> tuple[AdvancedForecaster, object]:
     task = seasonal_task()
     torch.manual_seed(0)
-    model = TemporalFusionForecaster(**task.model_sizes(), season_length=task.season)
+    model = AdvancedForecaster(**task.model_sizes(), season_length=task.season)
     fit_briefly(model, task)
     return model, task
 

@@ -22,7 +22,7 @@ from forecast_assets.core.models.components import (
 POSITIONAL_ENCODINGS = ("sinusoidal", "rope")
 
 
-class TransformerForecaster(ForecastModel):
+class StandardForecaster(ForecastModel):
     """Transformer encoder-decoder (Vaswani et al., "Attention Is All You Need", 2017) for
     direct multi-horizon forecasting.
 

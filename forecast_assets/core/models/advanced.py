@@ -1,4 +1,4 @@
-"""The advanced model (V2): a patch-based Temporal Fusion Transformer with quantile heads."""
+"""The advanced model: a patch-based Temporal Fusion Transformer with quantile heads."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def validate_quantiles(quantiles: tuple[float, ...] | list[float]) -> tuple[floa
     return levels
 
 
-class TemporalFusionForecaster(ForecastModel):
+class AdvancedForecaster(ForecastModel):
     """Temporal Fusion Transformer (Lim, Arik, Loeff & Pfister, "Temporal Fusion Transformers
     for Interpretable Multi-horizon Time Series Forecasting", 2021) over patches of the past
     (PatchTST, Nie et al., 2023) of its trend / seasonal decomposition (Autoformer, Wu et al.,
