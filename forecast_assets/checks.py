@@ -2,9 +2,6 @@
 on ``cluster_model``, interval coverage on ``evaluation_report``) are reported by those
 assets themselves, since they come out of the computation the asset already does."""
 
-import time
-from datetime import UTC, datetime
-
 import dagster as dg
 import pandas as pd
 
@@ -55,26 +52,4 @@ def forecasts_complete(
     )
 
 
-FRESHNESS_CHECK = "forecasts_fresh"
-
-
-@dg.asset_check(asset="forecasts", name=FRESHNESS_CHECK)
-def forecasts_fresh(
-    context: dg.AssetCheckExecutionContext, settings: ForecastSettingsResource
-) -> dg.AssetCheckResult:
-    """The published table is younger than ``automation.forecast_max_age_hours`` (run with
-    every publication, and by the forecast_freshness sensor once the table gets old)."""
-    max_age = settings.load().automation.forecast_max_age_hours
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("forecasts"))
-    if event is None:
-        return dg.AssetCheckResult(passed=False, description="no forecast table published yet")
-    age = (time.time() - event.timestamp) / 3600
-    published = datetime.fromtimestamp(event.timestamp, UTC).isoformat(timespec="seconds")
-    return dg.AssetCheckResult(
-        passed=age <= max_age,
-        description=f"published {published}, {age:.2f} h ago (limit {max_age} h)",
-        metadata={"age_hours": round(age, 3), "max_age_hours": max_age, "published": published},
-    )
-
-
-CHECKS = [forecasts_schema, forecasts_complete, forecasts_fresh]
+CHECKS = [forecasts_schema, forecasts_complete]

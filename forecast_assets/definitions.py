@@ -1,5 +1,7 @@
 """The one Definitions object of the code location."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from forecast_assets.assets.clustering import clusters, metafeatures
@@ -61,7 +63,7 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
         "forecasts_job": forecasts_job,
     }
     return dg.Definitions(
-        assets=ASSETS,
+        assets=with_freshness_policy(ASSETS, settings.automation.forecast_max_age_hours),
         asset_checks=[*CHECKS, landing_files_accepted],
         jobs=list(jobs.values()),
         schedules=[build_nightly_retrain(settings.automation, ingest_job)],
@@ -71,6 +73,19 @@ def build_definitions(settings_file: str | None = None) -> dg.Definitions:
         # a process per step buys no parallelism and costs an import of torch and dagster per
         # step. Pools still hold in process: a step waits there for its slot.
         executor=dg.in_process_executor,
+    )
+
+
+def with_freshness_policy(assets: list, max_age_hours: float) -> list:
+    """``assets`` with the published table's freshness policy: the daemon marks ``forecasts``
+    failing its freshness (asset health, in the UI) once the newest publication is older than
+    ``automation.forecast_max_age_hours``."""
+    policy = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=max_age_hours))
+    return dg.map_asset_specs(
+        lambda spec: (
+            spec.replace_attributes(freshness_policy=policy) if spec.key == forecasts.key else spec
+        ),
+        assets,
     )
 
 

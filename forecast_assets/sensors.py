@@ -7,8 +7,6 @@
   train_job's assets over every cluster, since a new clustering needs new models.
 - publish_forecasts: cluster forecasts changed and no training or refresh is pending ->
   forecasts_job (the combined table and the evaluation summary).
-- forecast_freshness: the published table is older than ``automation.forecast_max_age_hours``
-  -> runs the ``forecasts_fresh`` check, which fails.
 - report_run_failures: any failed run -> one line (job, partition, error) in the log, in
   ``<output.dir>/run_failures.log`` and, when set, to ``automation.failure_webhook_url``.
 
@@ -39,7 +37,6 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
-from forecast_assets.checks import FRESHNESS_CHECK
 from forecast_assets.core.data.landing import scan_landing
 from forecast_assets.core.errors import DataValidationError
 from forecast_assets.core.storage import append_line
@@ -66,7 +63,6 @@ PENDING_STATUSES = [
 ]
 # A backfill in these states may still create runs.
 PENDING_BACKFILL_STATUSES = [BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING]
-FRESHNESS_INTERVAL_SECONDS = 600
 
 
 def build_sensors(settings: Settings, jobs: dict[str, object]) -> list[dg.SensorDefinition]:
@@ -80,7 +76,6 @@ def build_sensors(settings: Settings, jobs: dict[str, object]) -> list[dg.Sensor
         _refresh_sensor(settings, jobs["refresh_job"], status),
         _retrain_sensor(settings, jobs["train_job"], status),
         _publish_sensor(settings, jobs["forecasts_job"], status),
-        _freshness_sensor(settings, status),
         _failure_sensor(settings, status),
     ]
 
@@ -269,33 +264,6 @@ def _publish_sensor(settings: Settings, job, status) -> dg.SensorDefinition:
         )
 
     return publish_forecasts
-
-
-def _freshness_sensor(settings: Settings, status) -> dg.SensorDefinition:
-    max_age = settings.automation.forecast_max_age_hours
-    check_key = dg.AssetCheckKey(dg.AssetKey("forecasts"), FRESHNESS_CHECK)
-
-    @dg.sensor(
-        name="forecast_freshness",
-        target=dg.AssetSelection.checks(check_key),
-        minimum_interval_seconds=FRESHNESS_INTERVAL_SECONDS,
-        default_status=status,
-        description="Runs the forecasts_fresh check once the published forecast table is "
-        "older than automation.forecast_max_age_hours, so that it shows as failed.",
-    )
-    def forecast_freshness(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        event = context.instance.get_latest_materialization_event(dg.AssetKey("forecasts"))
-        if event is None:
-            return dg.SkipReason("no forecast table published yet")
-        age = (time.time() - event.timestamp) / 3600
-        if age <= max_age:
-            return dg.SkipReason(f"forecast table is {age:.1f} h old (limit {max_age} h)")
-        context.log.warning(f"forecast table is {age:.1f} h old, over the {max_age} h limit")
-        return dg.RunRequest(
-            run_key=f"stale-{event.timestamp}", asset_selection=[], asset_check_keys=[check_key]
-        )
-
-    return forecast_freshness
 
 
 def _failure_sensor(settings: Settings, status) -> dg.SensorDefinition:

@@ -305,7 +305,10 @@ class AutomationSettings(_Section):
         30, ge=1, description="how often the sensors that chain runs (refresh, publish) look"
     )
     forecast_max_age_hours: float = Field(
-        26, gt=0, description="forecasts_fresh fails when the forecast table is older"
+        26,
+        gt=0,
+        description="the forecasts asset fails its freshness policy when the published table "
+        "is older",
     )
     failure_webhook_url: str | None = Field(
         None, description="failed runs are posted here as JSON ({text, job, partition, ...})"

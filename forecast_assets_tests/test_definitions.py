@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -45,11 +46,26 @@ def test_asset_checks_cover_the_gate_coverage_and_the_published_table() -> None:
         ("evaluation_report", "interval_coverage"),
         ("forecasts", "forecasts_schema"),
         ("forecasts", "forecasts_complete"),
-        ("forecasts", "forecasts_fresh"),
         ("raw_sales", "landing_files_accepted"),
     }
     assert specs[("cluster_model", "accuracy_gate")].blocking
     assert specs[("forecasts", "forecasts_complete")].blocking
+
+
+def test_the_published_table_carries_the_configured_freshness_policy(write_settings) -> None:
+    def policy(definitions: dg.Definitions):
+        return (
+            definitions.resolve_assets_def("forecasts")
+            .specs_by_key[dg.AssetKey("forecasts")]
+            .freshness_policy
+        )
+
+    assert policy(defs) == dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))
+    custom = build_definitions(str(write_settings({"automation": {"forecast_max_age_hours": 3}})))
+    assert policy(custom) == dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3))
+    # Only the published table: the rest materialize on their own schedules.
+    others = [spec for spec in custom.resolve_all_asset_specs() if spec.key.path != ["forecasts"]]
+    assert others and all(spec.freshness_policy is None for spec in others)
 
 
 def test_graph_has_the_designed_assets_and_partitioning() -> None:
@@ -148,7 +164,6 @@ def test_the_schedule_and_every_sensor_are_defined() -> None:
         "refresh_after_new_sales",
         "retrain_after_clustering",
         "publish_forecasts",
-        "forecast_freshness",
         "report_run_failures",
     }
 

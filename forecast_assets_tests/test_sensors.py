@@ -217,31 +217,6 @@ def test_publish_waits_for_pending_runs_then_requests_once(automation, instance)
     assert tick(defs, "publish_forecasts", instance, cursor)[0] == []
 
 
-def test_freshness_check_fails_once_the_table_is_too_old(automation, instance) -> None:
-    defs, _ = automation(forecast_max_age_hours=0.0005)  # 1.8 seconds
-    instance.report_runless_asset_event(dg.AssetMaterialization("forecasts"))
-    check_key = dg.AssetCheckKey(dg.AssetKey("forecasts"), "forecasts_fresh")
-    assert evaluate_check(defs, instance, check_key).passed
-    assert tick(defs, "forecast_freshness", instance, None)[0] == []
-
-    time.sleep(2)
-    requests, _ = tick(defs, "forecast_freshness", instance, None)
-    assert list(requests[0].asset_check_keys) == [check_key]
-    stale = evaluate_check(defs, instance, check_key)
-    assert not stale.passed
-    assert "limit 0.0005 h" in stale.description
-
-
-def evaluate_check(defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetCheckKey):
-    result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        instance=instance,
-        resources=defs.resources,
-        selection=dg.AssetSelection.checks(key),
-    )
-    return result.get_asset_check_evaluations()[0]
-
-
 class _Webhook(BaseHTTPRequestHandler):
     received: ClassVar[list[dict]] = []
 

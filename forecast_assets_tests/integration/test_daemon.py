@@ -23,6 +23,7 @@ from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FORECASTS_MAX_AGE_HOURS = 0.02  # 72 s
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
@@ -42,7 +43,12 @@ def running_dagster_dev(
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FORECAST_SETTINGS": str(settings_file)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "FORECAST_SETTINGS": str(settings_file),
+        "FRESHNESS_DAEMON_INTERVAL_SECONDS": "1",  # 30 s by default
+    }
     log = (tmp_path / "dagster_dev.log").open("w")
     server = subprocess.Popen(
         [
@@ -88,8 +94,11 @@ def running_dagster_dev(
 def dagster_dev(
     tmp_path: Path, write_settings
 ) -> Iterator[tuple[DagsterGraphQLClient, dg.DagsterInstance]]:
-    # The schedule and sensors stay off: this test submits every run itself.
-    settings = write_settings({"automation": {"enabled": False}})
+    # The schedule and sensors stay off: this test submits every run itself. The published
+    # table may be FORECASTS_MAX_AGE_HOURS old.
+    settings = write_settings(
+        {"automation": {"enabled": False, "forecast_max_age_hours": FORECASTS_MAX_AGE_HOURS}}
+    )
     with running_dagster_dev(tmp_path, settings) as running:
         yield running
 
@@ -104,8 +113,29 @@ def wait_for_run(instance: dg.DagsterInstance, run_id: str, timeout: float = 300
     pytest.fail(f"run {run_id} did not finish in {timeout}s")
 
 
+def freshness_of(instance: dg.DagsterInstance, key: str) -> str | None:
+    """The daemon's latest freshness state of asset ``key`` (PASS, WARN, FAIL, ...)."""
+    record = instance.get_freshness_state_records([dg.AssetKey(key)]).get(dg.AssetKey(key))
+    return record.freshness_state.value if record else None
+
+
+def wait_for_freshness(instance: dg.DagsterInstance, key: str, state: str, timeout: float) -> float:
+    started = time.monotonic()
+    while freshness_of(instance, key) != state:
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"{key} is {freshness_of(instance, key)}, not {state}, after {timeout}s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def test_runs_submitted_like_the_ui_go_through_the_queue_and_daemon(dagster_dev) -> None:
     client, instance = dagster_dev
+    # A publication of the forecast table: fresh for FORECASTS_MAX_AGE_HOURS, judged by the
+    # daemon through the asset's freshness policy.
+    instance.report_runless_asset_event(dg.AssetMaterialization("forecasts"))
+    published = time.monotonic()
+    wait_for_freshness(instance, "forecasts", "PASS", timeout=60)
+    assert time.monotonic() - published < FORECASTS_MAX_AGE_HOURS * 3600
 
     ingest = wait_for_run(instance, client.submit_job_execution("ingest_job"))
     assert ingest.status == dg.DagsterRunStatus.SUCCESS
@@ -141,3 +171,8 @@ def test_runs_submitted_like_the_ui_go_through_the_queue_and_daemon(dagster_dev)
         ).records
     ]
     assert statuses == ["PIPELINE_ENQUEUED"]
+
+    # Nothing published since: the table fails its freshness once it is older than allowed.
+    max_age = FORECASTS_MAX_AGE_HOURS * 3600
+    wait_for_freshness(instance, "forecasts", "FAIL", timeout=max_age + 60)
+    assert time.monotonic() - published >= max_age
