@@ -18,6 +18,13 @@ Per-cluster work goes out as one asset backfill per tick, not one run per cluste
 that created 100 runs took 14-60 s and held every other sensor of the daemon meanwhile. The
 backfill daemon then creates one run per cluster, each carrying the backfill's tags, which
 are the job's tags: the run queue's GPU limit applies to them as to the job's own runs.
+
+Why sensors and not automation conditions on the assets: each chain starts from which job
+succeeded, not from which asset changed. Training follows ingest_job's clustering but not a
+clustering materialized by hand; a refresh follows new rows from landing files, while the
+nightly ingest updates the same assets and retrains instead. Asset conditions see the same
+updates in both cases and cannot tell them apart. Freshness, which is about the asset alone,
+is the asset's own freshness policy (definitions.py).
 """
 
 from __future__ import annotations

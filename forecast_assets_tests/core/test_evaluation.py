@@ -25,7 +25,6 @@ from forecast_assets.core.evaluation import (
 from forecast_assets.core.inference.forecast import (
     FORECAST_COLUMNS,
     forecast_completeness_problems,
-    forecast_schema_problems,
 )
 from forecast_assets.core.metrics import seasonal_naive_forecast
 from forecast_assets.core.models.artifact import (
@@ -287,9 +286,8 @@ def forecast_table(skus=("a", "b", "c"), horizon: int = 3) -> pd.DataFrame:
 ASSIGNMENTS = pd.Series("cluster_0", index=pd.Index(["a", "b", "c"], name="sku"))
 
 
-def test_a_good_forecast_table_has_no_problems():
+def test_a_complete_forecast_table_has_no_problems():
     table = forecast_table()
-    assert forecast_schema_problems(table, nonnegative=True) == []
     assert forecast_completeness_problems(table, ASSIGNMENTS, horizon=3) == []
 
 
@@ -305,34 +303,6 @@ def test_completeness_check_fires_on_a_missing_sku_and_a_duplicate():
     )
     short = forecast_table().iloc[1:]
     assert any("lack some" in p for p in forecast_completeness_problems(short, ASSIGNMENTS, 3))
-
-
-@pytest.mark.parametrize(
-    ("column", "value", "expected"),
-    [
-        ("forecast", -1.0, "negative"),
-        ("lower", np.nan, "missing or infinite"),
-        ("upper", 4.0, "lower <= forecast <= upper"),
-        ("forecast", "x", "not numeric"),
-    ],
-)
-def test_schema_check_fires_on_bad_values(column, value, expected):
-    table = forecast_table()
-    table[column] = table[column].astype(object)
-    table.loc[0, column] = value
-    if expected != "not numeric":
-        table[column] = table[column].astype(float)
-    problems = forecast_schema_problems(table, nonnegative=True)
-    assert any(expected in p for p in problems), problems
-
-
-def test_schema_check_names_a_missing_column_and_allows_negatives_when_kept():
-    assert forecast_schema_problems(forecast_table().drop(columns="upper"), True) == [
-        "missing column(s) ['upper']"
-    ]
-    negative = forecast_table()
-    negative[["forecast", "lower", "upper"]] -= 10.0
-    assert forecast_schema_problems(negative, nonnegative=False) == []
 
 
 # --- refit ----------------------------------------------------------------------------

@@ -118,34 +118,6 @@ def combine_forecasts(
     return combined
 
 
-def forecast_schema_problems(table: pd.DataFrame, nonnegative: bool) -> list[str]:
-    """What is wrong with a forecast table's columns and values (empty when nothing is):
-    the contract's columns, numeric finite forecasts and bounds, lower <= forecast <= upper,
-    and no negative value when demand cannot be negative."""
-    missing = [c for c in FORECAST_COLUMNS if c not in table.columns]
-    if missing:
-        return [f"missing column(s) {missing}"]
-    problems = []
-    if not pd.api.types.is_datetime64_any_dtype(table["date"]):
-        problems.append(f"column date has dtype {table['date'].dtype}, not a datetime")
-    values = ["forecast", "lower", "upper"] + [c for c in table.columns if _is_quantile(c)]
-    for column in values:
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            problems.append(f"column {column} has dtype {table[column].dtype}, not numeric")
-            continue
-        bad = ~np.isfinite(table[column].to_numpy(dtype=float))
-        if bad.any():
-            problems.append(f"column {column} has {int(bad.sum())} missing or infinite value(s)")
-        if nonnegative and (table[column] < 0).any():
-            negative = int((table[column] < 0).sum())
-            problems.append(f"column {column} has {negative} negative value(s)")
-    if not problems:
-        disordered = (table["lower"] > table["forecast"]) | (table["forecast"] > table["upper"])
-        if disordered.any():
-            problems.append(f"{int(disordered.sum())} row(s) where not lower <= forecast <= upper")
-    return problems
-
-
 def forecast_completeness_problems(
     table: pd.DataFrame, assignments: pd.Series, horizon: int
 ) -> list[str]:
@@ -173,7 +145,3 @@ def forecast_completeness_problems(
             f"{len(short)} SKU(s) lack some of the periods, e.g. {list(short.index[:5])}"
         )
     return problems
-
-
-def _is_quantile(column: str) -> bool:
-    return column.startswith("p") and column[1:].replace(".", "", 1).isdigit()
