@@ -9,7 +9,7 @@ multi-label ``tags``, ``timeseries.freq: D``, window 56, horizon 14, ``min_histo
     standardize  loader.standardize_sales(frame, spec)            (what raw_sales merges)
     merge        HistoryStore.merge into a temporary history       (raw_sales)
     read         HistoryStore.read                                  (raw_sales' output)
-    resample     resample_sales(sales, freq, min_history, attrs)   (resampled_series)
+    resample     resample_sales(sales, freq, attrs, drop_zero=False) (resampled_series)
     metafeatures compute_metafeatures(panel, season)               (metafeatures)
     cluster      cluster_skus(features, k_min, k_max, ...)         (clusters)
   once per cluster partition:
@@ -18,7 +18,7 @@ multi-label ``tags``, ``timeseries.freq: D``, window 56, horizon 14, ``min_histo
     serve        serve_cluster(encoded, scalers, spec, None, ...)  (cluster_model)
                  (train, export, gate and store; its phases' seconds follow the table)
     evaluate     evaluate_cluster(..., the gate's backtest)        (evaluation_report)
-    forecast     forecast_cluster(..., report.intervals)           (forecast_table)
+    forecast     forecast_served(..., report.intervals)            (forecast_table)
   and
     combine      combine_forecasts(tables, assignments, horizon)   (forecasts)
 
@@ -143,8 +143,8 @@ def stage_resample(state: dict[str, Any]) -> dict[str, Any]:
     result = resample_sales(
         state.pop("sales"),  # the asset's input is not needed after this step
         settings.timeseries.freq,
-        settings.timeseries.min_history,
-        settings.data.column_spec().attribute_columns,
+        attribute_columns=settings.data.column_spec().attribute_columns,
+        drop_zero=False,
     )
     state["panel"] = result.panel
     return {
@@ -232,6 +232,7 @@ def stage_encode(state: dict[str, Any], cluster: str) -> dict[str, Any]:
         horizon=settings.timeseries.horizon,
         split=_split(settings, panel),
         stride=settings.timeseries.stride,
+        min_history=settings.timeseries.min_history or 1,
     )
     state.setdefault("encoded", {})[cluster] = encoded
     arrays = (encoded.padded, encoded.raw, encoded.train.rows, encoded.train.origins)
@@ -251,7 +252,7 @@ def stage_serve(state: dict[str, Any], cluster: str) -> dict[str, Any]:
 
     from forecast_assets.core.models.artifact import ServingPaths
     from forecast_assets.core.training.serve import serve_cluster
-    from forecast_assets.specs import gate_config, model_spec
+    from forecast_assets.specs import gate_config, model_spec, pool_run
 
     settings = state["settings"]
     encoded = state["encoded"][cluster]
@@ -263,7 +264,14 @@ def stage_serve(state: dict[str, Any], cluster: str) -> dict[str, Any]:
     output = Path(state["output_dir"])
     paths = ServingPaths(model_dir=output / "models", checkpoint_dir=output / "checkpoints")
     served = serve_cluster(
-        cluster, encoded, state["scalers"][cluster], spec, None, gate_config(settings), paths
+        cluster,
+        encoded,
+        state["scalers"][cluster],
+        spec,
+        None,
+        gate_config(settings),
+        paths,
+        pool=pool_run(settings),
     )
     state.setdefault("model", {})[cluster] = served
     result = served.training
@@ -298,24 +306,26 @@ def stage_evaluate(state: dict[str, Any], cluster: str) -> dict[str, Any]:
         device=settings.device,
         engine=settings.forecast.engine,
         gate=served.gate,
+        pool=served.pool,
     )
     state.setdefault("report", {})[cluster] = report
     return {"mase": round(report.metrics["mase"], 3), "coverage": round(report.coverage, 3)}
 
 
 def stage_forecast(state: dict[str, Any], cluster: str) -> dict[str, Any]:
-    from forecast_assets.core.inference.forecast import forecast_cluster
     from forecast_assets.core.inference.predictor import engine_for
+    from forecast_assets.core.pool.table import forecast_served
+    from forecast_assets.specs import pool_run
 
     settings = state["settings"]
     model = state["model"][cluster].model
-    table = forecast_cluster(
+    table = forecast_served(
         cluster,
-        model,
+        state["model"][cluster],
+        pool_run(settings),
         state["encoded"][cluster],
         state["scalers"][cluster],
         state["report"][cluster].intervals,
-        nonnegative=settings.nonnegative,
         device=settings.device,
         engine=settings.forecast.engine,
     )

@@ -39,6 +39,7 @@ from forecast_assets.core.models.options import (
     StandardOptions,
 )
 from forecast_assets.core.models.registry import available_model_types
+from forecast_assets.core.pool.pool import PoolOptions
 from forecast_assets.core.storage import ArtifactPath, UnknownStorageError, artifact_path, is_local
 from forecast_assets.core.training.search_space import SearchSpace, default_search_space
 from forecast_assets.core.training.trainer import TrainingOptions
@@ -95,7 +96,12 @@ class TimeseriesSettings(_Section):
     freq: str = Field("D", description="pandas offset alias: D, W-FRI, MS, ...")
     window: int = Field(56, ge=2, description="past periods the model sees")
     horizon: int = Field(14, ge=1, description="periods to forecast")
-    min_history: int = Field(120, ge=1, description="SKUs with fewer periods are filtered out")
+    min_history: int | None = Field(
+        None,
+        ge=1,
+        description="periods of history a SKU needs before the neural models train on it; "
+        "shorter SKUs are still forecast (by the pool). Empty: every SKU",
+    )
     season_length: int | None = Field(
         None, ge=1, description="seasonal-naive season; empty = inferred from freq"
     )
@@ -379,6 +385,7 @@ class Settings(BaseSettings):
     scaling: ScalingSettings = ScalingSettings()
     forecast: ForecastSettings = ForecastSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    pool: PoolOptions = PoolOptions()
     gpu: GpuSettings = GpuSettings()
     automation: AutomationSettings = AutomationSettings()
     output: OutputSettings = OutputSettings()
@@ -404,14 +411,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        # Every SKU needs the backtest periods, a validation stretch and a period to learn from.
-        backtest = self.timeseries.horizon + (self.evaluation.folds - 1) * self.backtest_step
-        needed = backtest + self.validation_periods + 1
-        if self.timeseries.min_history < needed:
-            raise ValueError(
-                f"timeseries.min_history ({self.timeseries.min_history}) must be at least "
-                f"backtest periods + validation periods + 1 = {needed}"
-            )
+        # A history shorter than the backtest and validation periods asks for is not refused:
+        # each cluster's split shrinks to what its history holds (``period_split``).
         if self.validation_periods < self.timeseries.horizon:
             # A validation window needs a whole horizon of targets inside the stretch.
             raise ValueError(

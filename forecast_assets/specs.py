@@ -3,6 +3,7 @@ how the gate judges it. One place, so that the assets and the benchmarks agree."
 
 from __future__ import annotations
 
+from forecast_assets.core.pool.pool import PoolRun
 from forecast_assets.core.training.serve import GateConfig, ModelSpec
 from forecast_assets.core.training.trainer import TrainingConfig
 from forecast_assets.settings import Settings, override_section
@@ -47,4 +48,17 @@ def gate_config(settings: Settings) -> GateConfig:
         nonnegative=settings.nonnegative,
         device=settings.device,
         engine=settings.forecast.engine,
+    )
+
+
+def pool_run(settings: Settings) -> PoolRun:
+    return PoolRun(
+        options=settings.pool,
+        season=settings.timeseries.season,
+        confidence=settings.forecast.confidence,
+        folds=settings.evaluation.folds,
+        step=settings.backtest_step,
+        seed=settings.seed,
+        threads=settings.training.threads or 1,
+        nonnegative=settings.nonnegative,
     )

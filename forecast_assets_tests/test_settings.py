@@ -92,7 +92,6 @@ def test_single_sku_column_may_be_a_plain_name(tmp_path: Path) -> None:
         ("device: tpu\n", "device"),
         ("clustering:\n  k_min: 5\n  k_max: 2\n", "clustering"),
         ("forecast:\n  confidence: 1.5\n", "forecast.confidence"),
-        ("timeseries:\n  horizon: 30\n  min_history: 40\n", "min_history"),
         ("automation:\n  retrain_cron: every night\n", "automation.retrain_cron"),
         ("automation:\n  retrain_cron: '0 2 * *'\n", "automation.retrain_cron"),
         ("automation:\n  timezone: Mars/Olympus\n", "automation.timezone"),
@@ -323,3 +322,11 @@ def test_the_tuning_section_extends_the_core_tuning_options() -> None:
         "search_space",
         "windows",
     }
+
+
+def test_a_min_history_below_what_the_backtest_asks_for_loads(tmp_path: Path) -> None:
+    # Each cluster's split shrinks to its history instead; min_history only decides which
+    # SKUs the neural models train on.
+    settings = load_settings(write(tmp_path, "timeseries:\n  horizon: 30\n  min_history: 40\n"))
+    assert settings.timeseries.min_history == 40
+    assert settings.validation_periods + settings.timeseries.horizon > 40

@@ -152,14 +152,16 @@ def _example(settings: Settings, spec: ColumnSpec) -> pd.DataFrame:
 def resampled_series(
     context: dg.AssetExecutionContext, settings: ForecastSettingsResource, raw_sales: pd.DataFrame
 ) -> SalesPanel:
-    """Demand per SKU on a regular grid of ``timeseries.freq``: gaps are zero demand; SKUs with
-    fewer than ``timeseries.min_history`` periods (or no demand at all) are dropped."""
+    """Demand per SKU on a regular grid of ``timeseries.freq``: gaps are zero demand. Every
+    SKU with a sale row is kept, however short its history or however small its demand,
+    so that every SKU is forecast (``timeseries.min_history`` only decides which SKUs the
+    neural models train on)."""
     config = settings.load()
     result = resample_sales(
         raw_sales,
         config.timeseries.freq,
-        config.timeseries.min_history,
-        config.data.column_spec().attribute_columns,
+        attribute_columns=config.data.column_spec().attribute_columns,
+        drop_zero=False,
     )
     panel = result.panel
     context.add_output_metadata(

@@ -13,7 +13,6 @@ from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit
 from forecast_assets.core.errors import DataValidationError
 from forecast_assets.core.evaluation import EvaluationReport, evaluate_cluster
-from forecast_assets.core.inference.forecast import forecast_cluster
 from forecast_assets.core.inference.predictor import engine_for
 from forecast_assets.core.models.artifact import ClusterModel
 from forecast_assets.core.plots import (
@@ -25,6 +24,8 @@ from forecast_assets.core.plots import (
     markdown_image,
     prediction_quality_plot,
 )
+from forecast_assets.core.pool.pool import PoolResult
+from forecast_assets.core.pool.table import forecast_served
 from forecast_assets.core.training.serve import (
     ServedCluster,
     previous_served_model,
@@ -37,7 +38,7 @@ from forecast_assets.frames import CLUSTER_FORECAST_FRAME
 from forecast_assets.partitions import cluster_partitions
 from forecast_assets.resources import ForecastSettingsResource, OutputStore
 from forecast_assets.settings import Settings, override_section
-from forecast_assets.specs import gate_config, model_spec
+from forecast_assets.specs import gate_config, model_spec, pool_run
 
 GROUP = "per_cluster"
 
@@ -201,6 +202,7 @@ def cluster_model(
         callbacks=[RunLog(context.log)],
         resume=config.resume,
         log=context.log,
+        pool=pool_run(loaded),
     )
     decision = served.gate
     gate_check = dg.AssetCheckResult(
@@ -298,6 +300,7 @@ def evaluation_report(
         device=config.device,
         engine=config.forecast.engine,
         gate=cluster_model.gate,
+        pool=cluster_model.pool,
     )
     plots = evaluation_plots(key, report, encoded_features, cluster_model.model)
     markdown = report.to_markdown()
@@ -312,16 +315,16 @@ def evaluation_report(
     )
     output_store.write_table(f"reports/evaluation_{key}_by_fold", report.backtest.by_fold)
     tolerance = config.evaluation.coverage_tolerance
-    gap = report.coverage - report.confidence
+    coverage = report.served_coverage
     coverage_check = dg.AssetCheckResult(
         check_name="interval_coverage",
-        passed=bool(abs(gap) <= tolerance),
+        passed=bool(abs(coverage - report.confidence) <= tolerance),
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"intervals cover {report.coverage:.1%} of the backtest actuals against a nominal "
-            f"{report.confidence:.0%} (tolerance {tolerance:.0%})"
+            f"intervals of what serves cover {coverage:.1%} of the backtest actuals against a "
+            f"nominal {report.confidence:.0%} (tolerance {tolerance:.0%})"
         ),
-        metadata={"coverage": report.coverage, "nominal": report.confidence},
+        metadata={"coverage": coverage, "nominal": report.confidence},
     )
     metadata = {
         **report_metadata(report, markdown, plots),
@@ -384,11 +387,27 @@ def report_metadata(
             if report.quantile_coverage is not None
             else {}
         ),
+        **(pool_metadata(report.pool) if report.pool else {}),
         "report": dg.MetadataValue.md(markdown),
         **{
             name: dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
             for name, png in plots.items()
         },
+    }
+
+
+def pool_metadata(pool: PoolResult) -> dict[str, object]:
+    """The pool's figures on its scoring fold and who serves how many SKUs."""
+    metrics = pool.scoring_metrics()
+    return {
+        "pool_mase": metrics["mase"],
+        "pool_rmsse": metrics["rmsse"],
+        "pool_coverage": metrics["coverage"],
+        "pool_combination": pool.served.describe(),
+        "pool_mix": dg.MetadataValue.json(pool.served.mix()),
+        "pool_candidates": dg.MetadataValue.md(
+            pool.candidate_table().to_markdown(index=False, floatfmt=".3f")
+        ),
     }
 
 
@@ -413,13 +432,13 @@ def forecast_table(
     units, with lower/upper bounds from the historical residuals at ``forecast.confidence``."""
     config = settings.load()
     served = cluster_model.model
-    table = forecast_cluster(
+    table = forecast_served(
         context.partition_key,
-        served,
+        cluster_model,
+        pool_run(config),
         encoded_features,
         scalers,
         evaluation_report.intervals,
-        nonnegative=config.nonnegative,
         device=config.device,
         engine=config.forecast.engine,
     )
@@ -429,12 +448,13 @@ def forecast_table(
     plot = forecast_report_plot(recent, table, f"{context.partition_key}: forecast")
     path = output_store.write_report(
         f"forecast_{context.partition_key}",
-        f"### Forecast of {context.partition_key} ({served.model_type})\n\n{{forecast}}\n",
+        f"### Forecast of {context.partition_key} ({served_by(cluster_model)})\n\n{{forecast}}\n",
         {"forecast": plot},
     )
     context.add_output_metadata(
         {
             "model_type": served.model_type,
+            "served_by": served_by(cluster_model),
             "trained_at": served.trained_at,
             "forecast_plot": dg.MetadataValue.md(markdown_image(plot, "forecast")),
             "report_path": dg.MetadataValue.path(str(path)),
@@ -447,6 +467,13 @@ def forecast_table(
         }
     )
     return table
+
+
+def served_by(served: ServedCluster) -> str:
+    """Who forecasts the cluster, in words: the pool's mix of SKUs, or the one model."""
+    if served.pool is None:
+        return served.model.model_type
+    return ", ".join(f"{name}: {n} SKUs" for name, n in served.pool.served.mix().items())
 
 
 def encode_cluster(
@@ -466,6 +493,7 @@ def encode_cluster(
         horizon=config.timeseries.horizon,
         split=split_of(config, panel),
         stride=config.timeseries.stride,
+        min_history=config.timeseries.min_history or 1,
     )
 
 

@@ -38,6 +38,7 @@ from forecast_assets.core.metrics import (
 )
 from forecast_assets.core.models.artifact import ClusterModel, RefitInfo, seasonal_naive_model
 from forecast_assets.core.models.base import point_of
+from forecast_assets.core.pool.pool import PoolResult
 
 # Metrics that the per-fold table and the per-SKU table show.
 FOLD_METRICS = ("mase", "rmsse", "smape", "mae", "bias")
@@ -216,9 +217,11 @@ def accuracy_gate(
     nonnegative: bool = True,
     device: str = "auto",
     engine: str = "auto",
+    candidate_backtest: Backtest | None = None,
 ) -> tuple[ClusterModel, GateDecision, Backtest]:
     """The model that serves the cluster, the decision and the backtest of the served
-    model (of the model it was refit from, for a refit model).
+    model (of the model it was refit from, for a refit model). ``candidate_backtest`` is
+    the candidate's, when the caller has already run it.
 
     The candidate serves when its backtest MASE over seasonal naive's is below
     ``threshold``. Otherwise the previously served model does, if it still fits the data
@@ -228,7 +231,9 @@ def accuracy_gate(
     torch), the way it serves.
     """
     engine = judging_engine(engine)
-    tested = run_backtest(candidate, encoded, scalers, season, nonnegative, device, engine)
+    tested = candidate_backtest or run_backtest(
+        candidate, encoded, scalers, season, nonnegative, device, engine
+    )
     relative = tested.relative_mase
     common = dict(
         threshold=threshold,
@@ -310,6 +315,14 @@ class EvaluationReport:
     pinball: dict[str, float] = field(default_factory=dict)
     gate: GateDecision | None = None  # of the training run that chose the served model
     refit: RefitInfo | None = None  # when the served model is a refit
+    # The pool that serves the cluster SKU by SKU; the figures above are then those of its
+    # neural member alone.
+    pool: PoolResult | None = None
+
+    @property
+    def served_coverage(self) -> float:
+        """Interval coverage of what serves: the pool's on its scoring fold, or the model's."""
+        return self.pool.scoring_metrics()["coverage"] if self.pool else self.coverage
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -380,7 +393,7 @@ class EvaluationReport:
             + self._quantile_line()
             + "\nSKUs with the highest backtest MASE:\n\n"
             "| SKU | MASE | MASE seasonal naive |\n|---|---|---|\n"
-            f"{worst_rows}\n"
+            f"{worst_rows}\n" + (f"\n{self.pool.to_markdown(self.cluster)}" if self.pool else "")
         )
 
     def _gate_line(self) -> str:
@@ -415,6 +428,7 @@ def evaluate_cluster(
     device: str = "auto",
     engine: str = "auto",
     gate: GateDecision | None = None,
+    pool: PoolResult | None = None,
 ) -> EvaluationReport:
     """The report of the served ``model`` from the ``backtest`` that judged it (the gate's:
     it is not run again), with its intervals measured.
@@ -481,6 +495,7 @@ def evaluate_cluster(
         pinball=pinball,
         gate=gate,
         refit=model.refit,
+        pool=pool,
     )
 
 
@@ -510,9 +525,23 @@ def combined_summary(reports: dict[str, EvaluationReport]) -> pd.DataFrame:
                 "coverage": report.coverage,
                 "nominal": report.confidence,
                 "served": report.gate.served if report.gate else "candidate",
+                **_served_columns(report),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _served_columns(report: EvaluationReport) -> dict[str, object]:
+    """What serves the cluster and its figures on the scoring fold, when a pool serves."""
+    if report.pool is None:
+        return {}
+    metrics = report.pool.scoring_metrics()
+    return {
+        "pool_mase": metrics["mase"],
+        "pool_rmsse": metrics["rmsse"],
+        "pool_coverage": metrics["coverage"],
+        "pool_mix": ", ".join(f"{k} {v}" for k, v in report.pool.served.mix().items()),
+    }
 
 
 def overall_metrics(reports: dict[str, EvaluationReport]) -> dict[str, float]:
@@ -523,7 +552,16 @@ def overall_metrics(reports: dict[str, EvaluationReport]) -> dict[str, float]:
     inside = (predictions["actual"] >= predictions["lower"]) & (
         predictions["actual"] <= predictions["upper"]
     )
+    pooled = {}
+    if all(r.pool is not None for r in reports.values()):
+        served = pd.concat([r.pool.scoring_by_sku() for r in reports.values()])
+        pooled = {
+            "pool_mase": float(served["mase"].mean()),
+            "pool_rmsse": float(served["rmsse"].mean()),
+            "pool_coverage": float(np.average(served["coverage"], weights=served["points"])),
+        }
     return {
+        **pooled,
         "skus": float(len(by_sku)),
         "mase": float(by_sku["mase"].mean()),
         "mase_seasonal_naive": float(by_sku["mase_seasonal_naive"].mean()),
@@ -545,10 +583,31 @@ def combined_markdown(reports: dict[str, EvaluationReport]) -> str:
     confidence = next(iter(reports.values())).confidence
     return (
         "## Backtest of every cluster\n\n"
-        f"{int(overall['skus'])} SKUs: MASE {overall['mase']:.3f} against seasonal naive's "
+        + _pool_lines(summary, overall, confidence)
+        + f"{int(overall['skus'])} SKUs: MASE {overall['mase']:.3f} against seasonal naive's "
         f"{overall['mase_seasonal_naive']:.3f} (means over SKUs); RMSSE {overall['rmsse']:.3f}; "
         f"interval coverage {overall['coverage']:.1%} (nominal {confidence:.0%}).\n\n"
         "| cluster | model | SKUs | MASE | MASE seasonal naive | RMSSE | sMAPE | coverage "
         "| served |\n|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
+    )
+
+
+def _pool_lines(summary: pd.DataFrame, overall: dict[str, float], confidence: float) -> str:
+    if "pool_mase" not in overall:
+        return ""
+    rows = "\n".join(
+        f"| {r.cluster} | {r.skus} | {r.pool_mase:.3f} | {r.pool_rmsse:.3f} | "
+        f"{r.pool_coverage:.1%} | {r.pool_mix} |"
+        for r in summary.itertuples()
+    )
+    return (
+        "What serves, the pool's choice per SKU, on the last fold (which took no part in "
+        f"the choice): MASE {overall['pool_mase']:.3f}, RMSSE {overall['pool_rmsse']:.3f} "
+        f"(means over SKUs), interval coverage {overall['pool_coverage']:.1%} (nominal "
+        f"{confidence:.0%}).\n\n"
+        "| cluster | SKUs | MASE | RMSSE | coverage | SKUs served by |\n"
+        f"|---|---|---|---|---|---|\n{rows}\n\n"
+        "The figures below are those of each cluster's neural model alone (or of seasonal "
+        "naive where it failed the gate), on every fold.\n\n"
     )

@@ -103,6 +103,17 @@ def test_all_zero_skus_are_dropped_and_listed() -> None:
     assert result.dropped_short == []
 
 
+def test_all_zero_skus_are_kept_when_asked() -> None:
+    rows = daily_rows("sold", str(FIRST_SATURDAY.date()), "2024-02-02", 1.0)
+    rows += daily_rows("never", str(FIRST_SATURDAY.date()), "2024-02-02", 0.0)
+
+    result = resample_sales(sales_frame(rows), "W-FRI", drop_zero=False)
+
+    assert list(result.panel.skus) == ["never", "sold"]
+    assert result.dropped_zero == []
+    assert (result.panel.values[0] == 0).all()
+
+
 def test_partial_trailing_week_is_dropped() -> None:
     # Four full weeks and three days (Sat, Sun, Mon) of a fifth week ending 2024-02-09.
     rows = daily_rows("a", str(FIRST_SATURDAY.date()), "2024-02-05", 1.0)

@@ -86,6 +86,40 @@ def test_period_split_without_training_stretch_is_insufficient() -> None:
     PeriodSplit(n_periods=6, horizon=3, validation_periods=2).check()  # one training period
 
 
+def monthly_panel(n_periods: int) -> SalesPanel:
+    skus = pd.Index(["a"], name="sku")
+    dates = pd.date_range("2020-01-01", periods=n_periods, freq="MS")
+    return SalesPanel(np.ones((1, n_periods)), skus, dates, "MS", pd.DataFrame(index=skus))
+
+
+def test_a_short_history_shrinks_validation_then_folds_instead_of_being_refused() -> None:
+    # Enough for the configured split: it is kept.
+    assert period_split(monthly_panel(80), 12, 24, folds=3, step=6) == PeriodSplit(80, 12, 24, 3, 6)
+    # 40 months, horizon 6: the validation stretch shrinks until one training window fits.
+    split = period_split(monthly_panel(40), 6, 24, folds=3, step=3)
+    assert (split.folds, split.validation_periods) == (3, 21)
+    assert split.train_end == 6 + 1
+    # 39 months, horizon 12 (carparts' training part): one fold and one validation horizon.
+    split = period_split(monthly_panel(39), 12, 24, folds=3, step=6)
+    assert (split.folds, split.validation_periods, split.train_end) == (1, 12, 15)
+    split.check()
+    with pytest.raises(InsufficientDataError, match="at least 37 periods"):
+        period_split(monthly_panel(36), 12, 24, folds=3, step=6)
+
+
+def test_min_history_decides_which_skus_give_training_windows() -> None:
+    panel = make_panel()
+    split = period_split(panel, HORIZON, VALIDATION)
+    scalers = fit_scalers(panel, split)
+    encoder = CategoricalEncoder(onehot_columns=["store"])
+    # "late" has 10 periods of history, "a" and "b" 16.
+    encoded = build_features(panel, scalers, encoder, WINDOW, HORIZON, split, min_history=12)
+    assert set(encoded.train.rows) == {0, 1} and set(encoded.validation.rows) == {0, 1}
+    assert 2 in set(encoded.test.rows)  # still backtested and forecast
+    everyone = build_features(panel, scalers, encoder, WINDOW, HORIZON, split)
+    assert 2 in set(everyone.train.rows)
+
+
 def test_sliding_windows_skip_origins_before_a_skus_second_period() -> None:
     windows = sliding_windows(np.array([0, 3]), first_origin=1, last_origin=5)
 

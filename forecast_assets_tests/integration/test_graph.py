@@ -73,7 +73,14 @@ def test_whole_graph_produces_the_forecast_contract(
     assert (table["upper"] > table["lower"]).mean() > 0.5  # intervals have width
     assigned = clusters.assignments.loc[table["sku"]].to_numpy()
     assert (table["cluster"].to_numpy() == assigned).all()
-    assert set(table["model"]) == {"lightweight"}
+    # The model column names what serves each SKU: the pool's choice for it.
+    served_by = {}
+    for key in keys:
+        pool = defs.load_asset_value("cluster_model", partition_key=key, instance=instance).pool
+        assert pool is not None and "lightweight" in pool.backtest.names
+        assert {"naive", "theta", "lightgbm"} <= set(pool.backtest.names)
+        served_by.update(zip(pool.backtest.skus, pool.label_of(), strict=True))
+    assert (table["model"] == table["sku"].map(served_by)).all()
     assert table["trained_at"].notna().all()
 
     # Every partition of every per-cluster asset is materialized in the instance.
@@ -103,7 +110,7 @@ def test_whole_graph_produces_the_forecast_contract(
         assert [pd.Timestamp(o) for o in origins] == list(panel.dates[[-13, -10, -7]])
         assert len(report.backtest.by_fold) == 3 and len(report.backtest.by_step) == horizon
         assert report.gate is not None and report.gate.served == "candidate"
-        assert (output / "reports" / f"evaluation_{key}.md").is_file()
+        assert "Pool of forecasters" in (output / "reports" / f"evaluation_{key}.md").read_text()
         for plot in PLOTS:
             assert (output / "reports" / f"evaluation_{key}_{plot}.png").stat().st_size > 1000
         assert (output / "reports" / f"forecast_{key}_forecast.png").stat().st_size > 1000

@@ -30,6 +30,7 @@ def test_whole_graph_trains_serves_and_forecasts_with_each_model_type(
         {
             "model": {"type": model_type, "per_cluster": per_cluster},
             "clustering": {"k_min": 2, "k_max": 2},
+            "pool": {"enabled": False},  # the family alone serves its cluster
         }
     )
     defs = build_definitions(str(settings_file))

@@ -10,13 +10,35 @@ from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.data.scaling import ScalerManager, ScalingMethod
 from forecast_assets.core.data.time_features import calendar_feature_names, calendar_features
 from forecast_assets.core.data.windows import EncodedPanel, PeriodSplit, encode_panel
+from forecast_assets.core.errors import InsufficientDataError
 
 
 def period_split(
     panel: SalesPanel, horizon: int, validation_periods: int, folds: int = 1, step: int = 1
 ) -> PeriodSplit:
-    split = PeriodSplit(panel.n_periods, horizon, validation_periods, folds, step)
-    split.check()
+    """The configured split of ``panel``'s periods, shrunk to the history that exists: the
+    validation stretch first (down to one horizon, the least that holds a window), then the
+    backtest folds (down to one), so that a short history trains and is judged with what it
+    has instead of being refused. Only a history that cannot hold one training window, one
+    validation window and one fold is refused."""
+    n = panel.n_periods
+    validation = validation_periods
+    for count in range(folds, 0, -1):
+        split = PeriodSplit(n, horizon, validation, count, step)
+        # At least one training window: its target must end before the validation stretch.
+        spare = split.train_end - (horizon + 1)
+        if spare >= 0:
+            return split
+        shrunk = validation + spare
+        if shrunk >= horizon:
+            return PeriodSplit(n, horizon, shrunk, count, step)
+        validation = horizon
+    split = PeriodSplit(n, horizon, horizon, 1, step)
+    if split.train_end < horizon + 1:
+        raise InsufficientDataError(
+            f"{n} periods cannot hold a training window, a validation window and a backtest "
+            f"fold of {horizon} periods each (at least {3 * horizon + 1} periods)"
+        )
     return split
 
 
@@ -35,6 +57,7 @@ def build_features(
     horizon: int,
     split: PeriodSplit,
     stride: int = 1,
+    min_history: int = 1,
 ) -> EncodedPanel:
     """Scale the panel, fit ``encoder`` on the SKU attributes, add calendar features and windows."""
     if list(scalers.skus) != list(panel.skus):
@@ -62,4 +85,5 @@ def build_features(
         split=split,
         encoder=encoder,
         stride=stride,
+        min_history=min_history,
     )

@@ -23,7 +23,11 @@ class ResampleResult:
 
 
 def resample_sales(
-    sales: pd.DataFrame, freq: str, min_history: int, attribute_columns: tuple[str, ...] = ()
+    sales: pd.DataFrame,
+    freq: str,
+    min_history: int = 1,
+    attribute_columns: tuple[str, ...] = (),
+    drop_zero: bool = True,
 ) -> ResampleResult:
     """Turn standardized sales (``raw_sales``) into a regular SalesPanel.
 
@@ -33,7 +37,8 @@ def resample_sales(
       a row are zero demand; periods before the first sale stay NaN (the SKU did not exist).
     - A last period that the data covers only in part (e.g. a week with three days of data)
       is dropped, so a half-filled bucket does not look like a collapse in demand.
-    - SKUs with fewer than ``min_history`` periods, or with no demand at all, are dropped.
+    - SKUs with fewer than ``min_history`` periods, or with no demand at all when
+      ``drop_zero``, are dropped.
     """
     if sales.empty:
         raise InsufficientDataError("there are no sales to resample")
@@ -89,7 +94,7 @@ def resample_sales(
     history = n_periods - first
     total = _row_nansum(values)
     short = history < min_history
-    zero = ~short & (total <= 0)
+    zero = ~short & (total <= 0) & drop_zero
     keep = ~short & ~zero
     if not keep.any():
         raise InsufficientDataError(

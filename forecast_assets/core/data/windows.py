@@ -198,13 +198,16 @@ def encode_panel(
     split: PeriodSplit,
     encoder: object,
     stride: int = 1,
+    min_history: int = 1,
 ) -> EncodedPanel:
     """Assemble an EncodedPanel.
 
     ``raw`` and ``scaled`` [n_skus, T] are the history in original and scaled units (NaN before
     each SKU's start), ``calendar``
     covers ``window`` periods before the history, the history and ``horizon`` future periods,
-    and ``scaled_zero`` [n_skus] is what zero demand scales to for each SKU.
+    and ``scaled_zero`` [n_skus] is what zero demand scales to for each SKU. Only SKUs with
+    ``min_history`` periods or more give training and validation windows; every SKU is in
+    the backtest and the forecast.
     """
     split.check()
     expected = window + len(dates) + horizon
@@ -213,6 +216,7 @@ def encode_panel(
     filled = np.where(np.isnan(scaled), scaled_zero[:, None], scaled)
     padded = np.hstack([np.repeat(scaled_zero[:, None], window, axis=1), filled]).astype(np.float32)
     last_train = split.train_end - horizon
+    trains = split.n_periods - first_index >= min_history
     return EncodedPanel(
         skus=skus,
         dates=dates,
@@ -225,14 +229,22 @@ def encode_panel(
         static=static.astype(np.float32),
         calendar_names=calendar_names,
         static_names=static_names,
-        train=sliding_windows(first_index, 1, last_train, stride),
-        validation=sliding_windows(first_index, split.train_end, split.test_start - horizon),
+        train=_long_enough(sliding_windows(first_index, 1, last_train, stride), trains),
+        validation=_long_enough(
+            sliding_windows(first_index, split.train_end, split.test_start - horizon), trains
+        ),
         test=backtest_windows(first_index, split),
         raw=raw,
         encoder=encoder,
         scaled_zero=scaled_zero.astype(np.float32),
         stride=stride,
     )
+
+
+def _long_enough(windows: WindowSet, trains: np.ndarray) -> WindowSet:
+    """The windows of the SKUs that ``trains`` [n_skus] marks."""
+    keep = trains[windows.rows]
+    return windows if keep.all() else WindowSet(windows.rows[keep], windows.origins[keep])
 
 
 class WindowDataset(torch.utils.data.Dataset):

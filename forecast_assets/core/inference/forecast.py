@@ -51,10 +51,7 @@ def forecast_cluster(
             f"the model of {cluster} was trained for other SKUs; retrain it before forecasting"
         )
     windows = encoded.forecast_windows()
-    output = predict_cluster(model, encoded, windows, device, engine)
-    forecast = to_original_units(
-        point_of(output, model.quantiles), windows.rows, scalers, nonnegative
-    )
+    forecast, quantiles = forecast_arrays(model, encoded, scalers, nonnegative, device, engine)
     lower, upper = interval_bounds(forecast, scalers.units(windows.rows), intervals, nonnegative)
     n = len(windows.rows)
     table = pd.DataFrame(
@@ -69,10 +66,29 @@ def forecast_cluster(
             "trained_at": pd.Timestamp(model.trained_at),
         }
     )[list(FORECAST_COLUMNS)]
-    if not model.quantiles:
+    if quantiles is None:
         return table
-    quantiles = to_original_units(output, windows.rows, scalers, nonnegative)
     return pd.concat([table, quantile_frame(quantiles, model.quantiles)], axis=1)
+
+
+def forecast_arrays(
+    model: ClusterModel,
+    encoded: EncodedPanel,
+    scalers: ScalerManager,
+    nonnegative: bool = True,
+    device: str = "auto",
+    engine: str = "auto",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The point forecast [n_skus, horizon] of the periods after the data in original units,
+    and a quantile model's [n_skus, horizon, n_quantiles] (None for a point model)."""
+    windows = encoded.forecast_windows()
+    output = predict_cluster(model, encoded, windows, device, engine)
+    forecast = to_original_units(
+        point_of(output, model.quantiles), windows.rows, scalers, nonnegative
+    )
+    if not model.quantiles:
+        return forecast, None
+    return forecast, to_original_units(output, windows.rows, scalers, nonnegative)
 
 
 def combine_forecasts(

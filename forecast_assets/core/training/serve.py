@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from forecast_assets.core.data.scaling import ScalerManager
 from forecast_assets.core.data.windows import EncodedPanel
 from forecast_assets.core.errors import ModelNotFoundError
-from forecast_assets.core.evaluation import Backtest, GateDecision, accuracy_gate
+from forecast_assets.core.evaluation import (
+    Backtest,
+    GateDecision,
+    accuracy_gate,
+    judging_engine,
+    run_backtest,
+)
 from forecast_assets.core.inference.serving import ServingFiles, export_for_serving, publish
 from forecast_assets.core.models.artifact import (
     ClusterModel,
@@ -29,7 +35,10 @@ from forecast_assets.core.models.artifact import (
     TrainingResult,
     load_cluster_model,
     save_cluster_model,
+    utc_now,
 )
+from forecast_assets.core.pool.neural import backtest_forecasts, panel_of
+from forecast_assets.core.pool.pool import PoolResult, PoolRun, judge_pool
 from forecast_assets.core.training.cluster_model import (
     checkpoint_path,
     refit_cluster_model,
@@ -110,10 +119,18 @@ class ServedCluster:
     spec: ModelSpec
     exports: ServingFiles = field(default_factory=ServingFiles)
     seconds: dict[str, float] = field(default_factory=dict)  # per phase: train, gate, ...
+    # The pool judged on the same folds and the choice per SKU; None: ``model`` serves all.
+    pool: PoolResult | None = None
 
     @property
     def promoted(self) -> bool:
         return self.gate.promoted
+
+    @property
+    def pool_member(self) -> ClusterModel:
+        """The neural member of the pool: the new model (its refit, when that serves),
+        whether or not the gate let it serve the whole cluster."""
+        return self.model if self.promoted else self.candidate
 
     @property
     def training(self) -> TrainingResult:
@@ -132,6 +149,7 @@ def serve_cluster(
     callbacks: Sequence[TrainerCallback] = (),
     resume: bool = True,
     log: logging.Logger = logger,
+    pool: PoolRun | None = None,
 ) -> ServedCluster:
     """Train ``spec`` for ``cluster``, judge it, and store what passes.
 
@@ -140,6 +158,9 @@ def serve_cluster(
     naive does. Only a promoted model is stored and exported, so a rejected candidate leaves
     the files of the model that serves untouched. The backtest that judged the served model
     is returned for the evaluation report, which reuses it rather than running it again.
+
+    With ``pool``, the served model joins a pool of statistical and boosted forecasters on
+    the same fold origins, and the choice per SKU is made (``core/pool``).
     """
     seconds: dict[str, float] = {}
     checkpoint = checkpoint_path(
@@ -159,6 +180,15 @@ def serve_cluster(
             with _timed(seconds, "export"):
                 staged = export_for_serving(candidate, Path(staging), cluster)
         with _timed(seconds, "gate"):
+            judged = run_backtest(
+                candidate,
+                encoded,
+                scalers,
+                gate.season,
+                gate.nonnegative,
+                gate.device,
+                judging_engine(gate.engine),
+            )
             served, decision, tested = accuracy_gate(
                 candidate,
                 previous,
@@ -169,6 +199,7 @@ def serve_cluster(
                 nonnegative=gate.nonnegative,
                 device=gate.device,
                 engine=gate.engine,
+                candidate_backtest=judged,
             )
         exports = ServingFiles()
         if decision.promoted:
@@ -191,6 +222,14 @@ def serve_cluster(
             log.warning(f"accuracy gate {decision.reason}")
     # Only now that the served model is stored may the checkpoint go.
     remove_checkpoints(paths.checkpoint_dir, cluster)
+    chosen = None
+    if pool is not None and pool.options.enabled:
+        with _timed(seconds, "pool"):
+            chosen = judge_cluster_pool(pool, encoded, judged)
+        log.info(
+            f"pool of {', '.join(chosen.backtest.names)}: {chosen.served.describe()}; "
+            f"SKUs served: {chosen.served.mix()}"
+        )
     return ServedCluster(
         cluster=cluster,
         model=served,
@@ -200,6 +239,30 @@ def serve_cluster(
         spec=spec,
         exports=exports,
         seconds=seconds,
+        pool=chosen,
+    )
+
+
+def judge_cluster_pool(pool: PoolRun, encoded: EncodedPanel, candidate: Backtest) -> PoolResult:
+    """The cluster's pool on the backtest's fold origins. The newly trained model is a
+    member whether or not the gate let it serve the whole cluster (the choice per SKU is
+    the finer gate); its forecasts there are the gate's backtest of it."""
+    origins = pool.origins(encoded.split.n_periods, encoded.horizon)
+    neural = None
+    if pool.options.neural:
+        neural = backtest_forecasts(candidate, encoded, origins)
+    panel = panel_of(encoded)
+    return judge_pool(
+        panel,
+        origins,
+        encoded.horizon,
+        pool.season,
+        pool.groups(panel),
+        pool.options,
+        pool.confidence,
+        neural=neural,
+        nonnegative=pool.nonnegative,
+        judged_at=utc_now(),
     )
 
 

@@ -1,0 +1,1 @@
+"""The pool of forecasters judged on the same rolling-origin folds and chosen per SKU."""
