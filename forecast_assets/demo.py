@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from forecast_assets.definitions import defs
 from forecast_assets.partitions import CLUSTER_PARTITIONS_NAME
@@ -58,8 +59,10 @@ def summary(instance: dg.DagsterInstance, keys: list[str]) -> str:
         f"({forecasts['date'].min():%Y-%m-%d} .. {forecasts['date'].max():%Y-%m-%d}), "
         f"{len(keys)} clusters",
         f"Reports: {output_store.base_dir}/reports/ (evaluation_summary.md for all clusters)",
+        *_pool_lines(per_cluster),
         "",
-        "Rolling-origin backtest, means over folds; seasonal naive on the same windows:",
+        "The neural model of each cluster alone, rolling-origin backtest, means over folds; "
+        "seasonal naive on the same windows:",
         f"{'cluster':<12}{'model':<16}{'SKUs':>6}{'MASE':>8}{'naive':>8}{'RMSSE':>8}"
         f"{'naive':>8}{'coverage':>10}  served",
     ]
@@ -77,6 +80,24 @@ def summary(instance: dg.DagsterInstance, keys: list[str]) -> str:
         f"({'better' if overall < naive else 'worse'} by {abs(1 - overall / naive):.1%})"
     )
     return "\n".join(lines)
+
+
+def _pool_lines(per_cluster: pd.DataFrame) -> list[str]:
+    """What serves each cluster, SKU by SKU: the pool's figures on its scoring fold."""
+    if "pool_mase" not in per_cluster:
+        return []
+    lines = [
+        "",
+        "What serves (the pool's choice per SKU) on the last backtest fold, which took no part "
+        "in the choice:",
+        f"{'cluster':<12}{'SKUs':>6}{'MASE':>8}{'RMSSE':>8}{'coverage':>10}  served by",
+    ]
+    for row in per_cluster.itertuples():
+        lines.append(
+            f"{row.cluster:<12}{row.skus:>6}{row.pool_mase:>8.3f}{row.pool_rmsse:>8.3f}"
+            f"{row.pool_coverage:>10.1%}  {row.pool_mix}"
+        )
+    return lines
 
 
 def main() -> None:

@@ -204,24 +204,42 @@ def cluster_model(
         log=context.log,
         pool=pool_run(loaded),
     )
+    return dg.MaterializeResult(
+        value=served, metadata=served_metadata(served), check_results=[gate_check(served)]
+    )
+
+
+def gate_check(served: ServedCluster) -> dg.AssetCheckResult:
+    """The gate's verdict on the new model for the whole cluster and, with the pool, what
+    serves each SKU: how many take the new choice and how many kept what served them."""
     decision = served.gate
-    gate_check = dg.AssetCheckResult(
+    metadata: dict[str, object] = {
+        "served": decision.served,
+        "candidate_relative_mase": decision.candidate_relative_mase,
+        "threshold": decision.threshold,
+        "candidate_mase": decision.candidate_mase,
+        "seasonal_naive_mase": decision.seasonal_naive_mase,
+    }
+    description = decision.reason
+    if served.pool is not None:
+        pool = served.pool
+        description += (
+            f". Per SKU, the pool serves {served_by(served)}; {pool.kept_previous} SKU(s) "
+            "kept what served them before, which the new choice did not beat"
+        )
+        metadata |= {
+            "pool_mix": dg.MetadataValue.json(pool.served.mix()),
+            "pool_kept_previous": pool.kept_previous,
+            "pool_mase": pool.scoring_metrics()["mase"],
+        }
+    return dg.AssetCheckResult(
         check_name="accuracy_gate",
         passed=decision.promoted,
         # A rejection is a warning, not an error: the fallback already serves, so the
         # cluster's evaluation and forecast go on with it.
         severity=dg.AssetCheckSeverity.WARN,
-        description=decision.reason,
-        metadata={
-            "served": decision.served,
-            "candidate_relative_mase": decision.candidate_relative_mase,
-            "threshold": decision.threshold,
-            "candidate_mase": decision.candidate_mase,
-            "seasonal_naive_mase": decision.seasonal_naive_mase,
-        },
-    )
-    return dg.MaterializeResult(
-        value=served, metadata=served_metadata(served), check_results=[gate_check]
+        description=description,
+        metadata=metadata,
     )
 
 

@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 
 from forecast_assets.core.data.panel import SalesPanel
-from forecast_assets.core.errors import ConfigurationError
+from forecast_assets.core.errors import ConfigurationError, ModelNotFoundError
 from forecast_assets.core.pool.pool import PoolOptions, forecast_pool, judge_pool
 from forecast_assets.core.pool.selection import (
     ENSEMBLE,
     SelectionOptions,
+    SkuChoice,
     choose,
+    keep_previous,
     pool_backtest,
 )
 from forecast_assets.core.pool.statistical import (
@@ -25,6 +27,7 @@ from forecast_assets.core.pool.statistical import (
     StatisticalCandidates,
     statistical_members,
 )
+from forecast_assets.core.pool.stored import load_choice, save_choice
 
 STATISTICAL_ONLY = PoolOptions(boosted=False, neural=False)
 
@@ -99,8 +102,11 @@ def test_a_sku_without_history_before_an_origin_gets_no_forecast_there() -> None
 
 
 def test_members_follow_the_demand_shape() -> None:
-    regular = statistical_members(DemandShape(season=12, intermittent_share=0.0, median_length=60))
+    regular = statistical_members(DemandShape(12, intermittent_share=0.0, median_length=60))
     assert AUTO_ETS in regular and not set(INTERMITTENT) & set(regular)
+    # AutoETS only where its per-SKU search is cheap: a small cluster.
+    large = DemandShape(12, intermittent_share=0.0, median_length=60, points=90_000)
+    assert AUTO_ETS not in statistical_members(large) and THETA in statistical_members(large)
     sparse = statistical_members(DemandShape(season=12, intermittent_share=0.8, median_length=60))
     assert set(INTERMITTENT) <= set(sparse) and AUTO_ETS not in sparse
     # A season of 52 weeks makes AutoETS's search too dear; too short a history, no season.
@@ -112,7 +118,7 @@ def test_on_an_intermittent_cluster_an_intermittent_method_serves() -> None:
     rng = np.random.default_rng(3)
     demand = rng.poisson(2.0, size=(30, 72)) * (rng.random((30, 72)) < 0.15)
     panel = make_panel(demand, freq="MS")
-    shape = DemandShape.of(panel, 12)
+    shape = DemandShape.of(panel.values, 12)
     assert shape.intermittent_share > 0.9
     origins = [54, 60, 66]
     groups = [StatisticalCandidates(statistical_members(shape), 12)]
@@ -217,3 +223,67 @@ def test_conformal_intervals_cover_near_the_nominal_share() -> None:
 def test_pool_options_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="pool"):
         PoolOptions(min_gain=1.5)
+
+
+def test_statistical_members_fit_only_the_recent_history_they_are_given() -> None:
+    panel = seasonal_panel()
+    members = (NAIVE, THETA)
+    recent = StatisticalCandidates(members, season=4, max_history=16).forecast(panel, [48], 4)
+    changed = panel.values.copy()
+    changed[:, :32] *= 5  # only periods more than 16 before the origin
+    again = StatisticalCandidates(members, season=4, max_history=16).forecast(
+        make_panel(changed), [48], 4
+    )
+    everything = StatisticalCandidates(members, season=4).forecast(make_panel(changed), [48], 4)
+    np.testing.assert_allclose(recent[THETA], again[THETA])
+    assert not np.allclose(recent[THETA], everything[THETA])
+
+
+def test_a_sku_keeps_what_served_it_unless_the_new_choice_wins() -> None:
+    panel = seasonal_panel(n_skus=4)
+    origins, horizon = [40, 44, 48], 4
+    group = FixedGroup(
+        good=lambda v, o, h: truth(v, o, h) * 1.05,
+        poor=lambda v, o, h: truth(v, o, h) * 1.5,
+    )
+    backtest = pool_backtest(panel, origins, horizon, 4, group.forecast(panel, origins, horizon))
+    new = choose(backtest, range(3))
+    assert new.describe() == "good 1"
+    # Before: SKU 0 served by "poor", SKU 1 by a member that is gone, SKU 2 by "good", and
+    # SKU 3 was not in the cluster.
+    names = ("poor", "retired", "good")
+    weights = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 0, 0]])
+    previous = SkuChoice(
+        names, np.array([0, 0, 1.0]), weights, np.array(["poor", "retired", "good", ""])
+    )
+    served, kept = keep_previous(backtest, new, previous, range(3))
+    # "poor" loses to the new choice; "good" ties it and stays; nothing else can be kept.
+    assert kept.tolist() == [False, False, True, False]
+    assert served.labels[0] == ENSEMBLE and served.labels[2] == "good"
+    # A previous choice that wins is kept.
+    better = FixedGroup(good=lambda v, o, h: truth(v, o, h) * 1.3, poor=truth)
+    backtest = pool_backtest(panel, origins, horizon, 4, better.forecast(panel, origins, horizon))
+    worse_new = SkuChoice(
+        ("good", "poor"), np.array([1.0, 0]), np.tile([1.0, 0], (4, 1)), np.full(4, ENSEMBLE)
+    )
+    served, kept = keep_previous(backtest, worse_new, previous, range(3))
+    assert kept[0] and served.labels[0] == "poor"
+    np.testing.assert_allclose(served.combine(backtest.forecasts)[:, 0], backtest.actual[:, 0])
+
+
+def test_the_stored_choice_reads_back_for_todays_skus(tmp_path) -> None:
+    choice = SkuChoice(
+        ("naive", "theta"),
+        np.array([0.3, 0.7]),
+        np.array([[0.3, 0.7], [1.0, 0.0]]),
+        np.array([ENSEMBLE, "naive"]),
+    )
+    path = tmp_path / "cluster_0.choice.json"
+    save_choice(path, choice, pd.Index(["a", "b"]), "2026-01-01T00:00:00+00:00")
+    again = load_choice(path, pd.Index(["b", "new", "a"]))
+    np.testing.assert_allclose(again.weights, [[1.0, 0.0], [0.0, 0.0], [0.3, 0.7]])
+    assert again.labels.tolist() == ["naive", "", ENSEMBLE]
+    assert load_choice(tmp_path / "none.json", pd.Index(["a"])) is None
+    path.write_text("{not json")
+    with pytest.raises(ModelNotFoundError, match=r"cluster_0\.choice\.json"):
+        load_choice(path, pd.Index(["a"]))

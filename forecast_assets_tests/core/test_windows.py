@@ -295,3 +295,17 @@ def test_encode_panel_checks_calendar_length() -> None:
             split=split,
             encoder=None,
         )
+
+
+def test_a_sku_first_sold_after_the_training_periods_still_scales_finitely() -> None:
+    panel = make_panel()
+    values = panel.values.copy()
+    values[2, :TRAIN_END] = np.nan  # "late" now starts after the training periods
+    values[2, TRAIN_END] = 2.0
+    panel = SalesPanel(values, panel.skus, panel.dates, panel.freq, panel.attributes)
+    scalers = fit_scalers(panel, period_split(panel, HORIZON, VALIDATION))
+    assert np.isfinite(scalers.offset).all() and np.isfinite(scalers.unit).all()
+    late = values[2, TRAIN_END:]
+    assert scalers.offset[2] == pytest.approx(late.mean())
+    # The others are still fitted on the training periods alone.
+    assert scalers.offset[0] == pytest.approx(values[0, :TRAIN_END].mean())

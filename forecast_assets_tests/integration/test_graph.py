@@ -141,6 +141,14 @@ def test_whole_graph_produces_the_forecast_contract(
         instance=instance, partition_key=keys[0]
     )
     assert again.success
+    # The second run compared its choice with the stored one: SKUs the new choice does not
+    # beat keep what served them.
+    assert (output / "models" / f"{keys[0]}.choice.json").is_file()
+    gate = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("cluster_model"), "accuracy_gate")]
+    )[dg.AssetCheckKey(dg.AssetKey("cluster_model"), "accuracy_gate")]
+    kept = gate.event.dagster_event.event_specific_data.metadata["pool_kept_previous"].value
+    assert kept > 0
     assert (
         len(
             instance.fetch_materializations(
@@ -288,3 +296,41 @@ def test_a_single_cluster_publishes_like_several(write_settings, instance, tmp_p
     assert set(table["cluster"]) == {"cluster_0"} and set(table["sku"]) == set(panel.skus)
     summary = defs.load_asset_value("evaluation_summary", instance=instance)
     assert list(summary["cluster"]) == ["cluster_0"]
+
+
+def test_every_sku_is_forecast_however_short_or_quiet(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    sales = generate_sales(40, 330, "2024-01-01", seed=7)
+    last = pd.to_datetime(sales["date"]).max()
+    template = sales.iloc[0]
+    extra = pd.DataFrame(
+        [
+            # Three days of history (min_history is 60), and a SKU that never sold.
+            *[
+                {**template, "sku": "newcomer", "date": last - pd.Timedelta(days=d), "quantity": 4}
+                for d in range(3)
+            ],
+            *[
+                {**template, "sku": "quiet", "date": last - pd.Timedelta(days=d), "quantity": 0}
+                for d in range(100)
+            ],
+        ]
+    )
+    path = tmp_path / "sales.csv"
+    pd.concat([sales, extra], ignore_index=True).to_csv(path, index=False)
+    defs = build_definitions(str(write_settings({"data": {"path": str(path)}})))
+    run_graph(defs, instance)
+
+    table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
+    assert set(table["sku"]) == set(sales["sku"]) | {"newcomer", "quiet"}
+    for sku in ("newcomer", "quiet"):
+        rows = table[table["sku"] == sku]
+        assert len(rows) == 7 and np.isfinite(rows["forecast"]).all()
+    assert (table.loc[table["sku"] == "quiet", "forecast"] == 0).all()
+    # The short SKU is not trained on by the neural model, but it is backtested and served.
+    for key in sorted(instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)):
+        encoded = defs.load_asset_value("encoded_features", partition_key=key, instance=instance)
+        if "newcomer" in encoded.skus:
+            row = encoded.skus.get_loc("newcomer")
+            assert row not in set(encoded.train.rows) and row not in set(encoded.validation.rows)

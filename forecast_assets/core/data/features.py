@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -45,8 +47,20 @@ def period_split(
 def fit_scalers(
     panel: SalesPanel, split: PeriodSplit, method: ScalingMethod = "standard"
 ) -> ScalerManager:
-    """Per-SKU scalers fitted on the training periods only (validation and test stay unseen)."""
-    return ScalerManager(method).fit(panel.values[:, : split.train_end], panel.skus)
+    """Per-SKU scalers fitted on the training periods only (validation and test stay unseen).
+
+    A SKU that first sold after the training periods (a newcomer the neural models do not
+    train on) is scaled by the history it has, so that its inputs are finite."""
+    train = panel.values[:, : split.train_end]
+    unseen = ~np.isfinite(train).any(axis=1)
+    with warnings.catch_warnings():
+        # scikit-learn divides by zero counts for the unseen SKUs, refitted below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        manager = ScalerManager(method).fit(train, panel.skus)
+    if unseen.any():
+        late = ScalerManager(method).fit(panel.values[unseen], panel.skus[unseen])
+        manager.offset[unseen], manager.unit[unseen] = late.offset, late.unit
+    return manager
 
 
 def build_features(

@@ -95,6 +95,10 @@ class ServingPaths:
     def served_model(self, cluster: str) -> ArtifactPath:
         return self.model_dir / f"{cluster}.served.pt"
 
+    def served_choice(self, cluster: str) -> ArtifactPath:
+        """The pool's choice per SKU (JSON), kept for the next run's comparison."""
+        return self.model_dir / f"{cluster}.choice.json"
+
 
 def seasonal_naive_model(encoded: EncodedPanel, season: int) -> ClusterModel:
     """The seasonal naive forecaster of ``encoded``'s cluster as a ClusterModel."""

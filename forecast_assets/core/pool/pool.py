@@ -27,11 +27,13 @@ from forecast_assets.core.metrics import seasonal_naive_scale, squared_differenc
 from forecast_assets.core.pool.candidate import CandidateGroup
 from forecast_assets.core.pool.selection import (
     ENSEMBLE,
+    PREVIOUS,
     PoolBacktest,
     SelectionOptions,
     SkuChoice,
     choose,
     conformal_intervals,
+    keep_previous,
     pool_backtest,
 )
 from forecast_assets.core.pool.statistical import (
@@ -77,6 +79,18 @@ class PoolOptions(CoreConfig):
     )
     ets_max_season: int = Field(
         24, ge=1, description="AutoETS runs only for seasons up to this length (its cost)"
+    )
+    ets_max_points: int = Field(
+        20_000,
+        ge=0,
+        description="AutoETS runs only where the cluster's SKUs hold at most this many "
+        "periods together (within max_history): it costs about a second per thousand",
+    )
+    max_history: int | None = Field(
+        156,
+        ge=2,
+        description="recent periods the statistical members fit on (their cost grows with "
+        "the history); empty: all",
     )
 
     def selection(self) -> SelectionOptions:
@@ -128,13 +142,16 @@ class PoolResult:
     season: int
     judged_at: str
     seconds: dict[str, float] = field(default_factory=dict)
+    kept_previous: int = 0  # SKUs that kept what served them before: the new choice lost
 
     def member_groups(self, run: PoolRun) -> list[CandidateGroup]:
         """The statistical and boosted members that were judged, to fit again when
         forecasting (the demand shape of newer history may differ; the choice does not)."""
         groups: list[CandidateGroup] = []
         if self.statistical:
-            groups.append(StatisticalCandidates(self.statistical, self.season))
+            groups.append(
+                StatisticalCandidates(self.statistical, self.season, run.options.max_history)
+            )
         if self.boosted:
             from forecast_assets.core.pool.boosted import BoostedCandidate
 
@@ -209,6 +226,8 @@ class PoolResult:
         """What serves each SKU as the forecast table names it."""
         ensemble = f"{ENSEMBLE}: {self.served.describe()}"
         labels = np.where(self.served.labels == ENSEMBLE, ensemble, self.served.labels)
+        for row in np.flatnonzero(self.served.labels == PREVIOUS):
+            labels[row] = f"{PREVIOUS}: {self.served.describe(self.served.weights[row])}"
         return labels if sku_rows is None else labels[sku_rows]
 
     def to_markdown(self, cluster: str) -> str:
@@ -259,9 +278,12 @@ def candidate_groups(
     """The statistical and boosted members worth running for ``panel``'s cluster."""
     groups: list[CandidateGroup] = []
     if options.statistical:
-        shape = DemandShape.of(panel, season)
-        members = statistical_members(shape, options.intermittent_share, options.ets_max_season)
-        groups.append(StatisticalCandidates(members, season))
+        recent = panel.values[:, -options.max_history :] if options.max_history else panel.values
+        shape = DemandShape.of(recent, season)
+        members = statistical_members(
+            shape, options.intermittent_share, options.ets_max_season, options.ets_max_points
+        )
+        groups.append(StatisticalCandidates(members, season, options.max_history))
     if options.boosted:
         from forecast_assets.core.pool.boosted import BoostedCandidate
 
@@ -280,10 +302,13 @@ def judge_pool(
     neural: Mapping[str, np.ndarray] | None = None,
     nonnegative: bool = True,
     judged_at: str = "",
+    previous: SkuChoice | None = None,
 ) -> PoolResult:
     """Forecast ``origins`` with every candidate, choose per SKU (once without the last
     fold, for the figures, and once on every fold, for the forecast) and calibrate the
-    intervals. ``neural`` adds forecasts made elsewhere (the gate's backtest)."""
+    intervals. ``neural`` adds forecasts made elsewhere (the gate's backtest). With
+    ``previous`` (the choice that served, aligned to the panel's SKUs), a SKU keeps it unless
+    the new choice beats it on the folds."""
     seconds: dict[str, float] = {}
     forecasts: dict[str, np.ndarray] = {}
     for group in groups:
@@ -301,16 +326,20 @@ def judge_pool(
     choosing = every_fold[:-1]
     selection = options.selection()
     served = choose(backtest, every_fold, selection)
+    kept = np.zeros(len(panel.skus), dtype=bool)
+    if previous is not None:
+        served, kept = keep_previous(backtest, served, previous, every_fold)
+    # The previous choice saw the periods of today's scoring fold: the figures never use it.
     reported = choose(backtest, choosing, selection)
     return PoolResult(
         backtest=backtest,
         served=served,
         reported=reported,
         scoring_fold=scoring,
-        intervals=conformal_intervals(backtest, served, every_fold, confidence),
+        intervals=conformal_intervals(backtest, every_fold, confidence, selection),
         # With one fold the plain mean is calibrated on that fold: nothing else exists.
         report_intervals=conformal_intervals(
-            backtest, reported, choosing or every_fold, confidence
+            backtest, choosing or every_fold, confidence, selection
         ),
         statistical=next((g.names for g in groups if isinstance(g, StatisticalCandidates)), ()),
         boosted=BOOSTED in forecasts,
@@ -318,6 +347,7 @@ def judge_pool(
         season=season,
         judged_at=judged_at,
         seconds=seconds,
+        kept_previous=int(kept.sum()),
     )
 
 

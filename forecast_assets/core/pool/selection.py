@@ -30,6 +30,7 @@ from forecast_assets.core.inference.intervals import ResidualQuantiles, residual
 from forecast_assets.core.metrics import seasonal_naive_scale, squared_difference_scale
 
 ENSEMBLE = "ensemble"
+PREVIOUS = "previous"  # the weights that served a SKU before, kept
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,11 @@ class SkuChoice:
         order = np.argsort(-counts, kind="stable")
         return {str(labels[i]): int(counts[i]) for i in order}
 
-    def describe(self) -> str:
-        """The cluster's combination in words: 'theta 0.6, lightweight 0.4'."""
-        order = np.argsort(-self.ensemble, kind="stable")
-        return ", ".join(
-            f"{self.names[i]} {self.ensemble[i]:.2g}" for i in order if self.ensemble[i] > 0
-        )
+    def describe(self, weights: np.ndarray | None = None) -> str:
+        """The cluster's combination (or ``weights``) in words: 'theta 0.6, lightweight 0.4'."""
+        weights = self.ensemble if weights is None else weights
+        order = np.argsort(-weights, kind="stable")
+        return ", ".join(f"{self.names[i]} {weights[i]:.2g}" for i in order if weights[i] > 0)
 
 
 def choose(
@@ -186,6 +186,42 @@ def choose(
     weights[np.flatnonzero(switch), best[switch]] = 1.0
     labels[switch] = np.asarray(names, dtype=object)[best[switch]]
     return SkuChoice(names, ensemble, weights, labels.astype(str))
+
+
+def keep_previous(
+    backtest: PoolBacktest, new: SkuChoice, previous: SkuChoice, folds: Sequence[int]
+) -> tuple[SkuChoice, np.ndarray]:
+    """``new``, except for the SKUs where what served before (its weights moved onto today's
+    members; a member gone gives its weight to the others) scores at least as well on
+    ``folds``: they keep it. So a new model, new weights or a newly chosen method replace
+    what served a SKU only by winning. Returns the choice and the mask of SKUs that kept
+    their previous one."""
+    index = {name: i for i, name in enumerate(backtest.names)}
+    weights = np.zeros_like(new.weights)
+    for j, name in enumerate(previous.names):
+        if name in index:
+            weights[:, index[name]] += previous.weights[:, j]
+    total = weights.sum(axis=1)
+    usable = total > 0
+    weights[usable] /= total[usable, None]
+    before = SkuChoice(backtest.names, new.ensemble, weights, previous.labels)
+    folds = list(folds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a SKU no fold scored
+        old_score = np.nanmean(backtest.scores(before.combine(backtest.forecasts))[folds], axis=0)
+        new_score = np.nanmean(backtest.scores(new.combine(backtest.forecasts))[folds], axis=0)
+    keep = usable & ~(new_score < old_score)
+    single = np.isin(previous.labels, backtest.names)
+    labels = np.where(single, previous.labels, PREVIOUS)
+    return (
+        SkuChoice(
+            new.names,
+            new.ensemble,
+            np.where(keep[:, None], weights, new.weights),
+            np.where(keep, labels, new.labels).astype(str),
+        ),
+        keep,
+    )
 
 
 def greedy_ensemble(backtest: PoolBacktest, folds: Sequence[int], rounds: int) -> np.ndarray:
@@ -246,14 +282,25 @@ class _FoldScorer:
 
 
 def conformal_intervals(
-    backtest: PoolBacktest, choice: SkuChoice, folds: Sequence[int], confidence: float
+    backtest: PoolBacktest,
+    folds: Sequence[int],
+    confidence: float,
+    options: SelectionOptions = SelectionOptions(),
 ) -> ResidualQuantiles:
-    """Split-conformal quantiles per horizon step of the choice's residuals on ``folds``,
-    each SKU's residuals divided by its MASE scale so that SKUs of every size pool."""
-    combined = choice.combine(backtest.forecasts)[list(folds)]  # [F, S, h]
-    scale = backtest.mase_scale[list(folds)][..., None]
-    residuals = ((backtest.actual[list(folds)] - combined) / scale).reshape(-1, combined.shape[-1])
+    """Split-conformal quantiles per horizon step of the residuals of the choice on
+    ``folds``, cross-fitted: each fold's residuals are those of the choice made on the other
+    folds, so that no residual comes from a choice that saw it (a choice fits its own folds
+    better than the future). Each SKU's residuals are divided by its MASE scale, so that
+    SKUs of every size pool."""
+    folds = list(folds)
+    horizon = backtest.actual.shape[-1]
+    parts = []
+    for fold in folds:
+        choice = choose(backtest, [f for f in folds if f != fold], options)
+        combined = choice.combine(backtest.forecasts[:, [fold]])[0]  # [S, h]
+        parts.append((backtest.actual[fold] - combined) / backtest.mase_scale[fold][:, None])
+    residuals = np.concatenate(parts) if parts else np.zeros((0, horizon))
     residuals = residuals[np.isfinite(residuals).all(axis=1)]
     if len(residuals) == 0:
-        residuals = np.zeros((1, combined.shape[-1]))
+        residuals = np.zeros((1, horizon))
     return residual_quantiles(residuals, confidence)

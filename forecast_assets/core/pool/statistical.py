@@ -42,25 +42,32 @@ class DemandShape:
     season: int
     intermittent_share: float  # share of SKUs whose periods are mostly zero (ADI > 1.32)
     median_length: int  # observed periods of the median SKU
+    points: int = 0  # observed periods of all SKUs together: what a per-SKU fit costs
 
     @classmethod
-    def of(cls, panel: SalesPanel, season: int) -> DemandShape:
-        observed = ~np.isnan(panel.values)
+    def of(cls, values: np.ndarray, season: int) -> DemandShape:
+        """The shape of ``values`` [n_skus, n_periods] (NaN before each SKU's start)."""
+        observed = ~np.isnan(values)
         lengths = observed.sum(axis=1)
-        nonzero = (np.nan_to_num(panel.values) > 0).sum(axis=1)
+        nonzero = (np.nan_to_num(values) > 0).sum(axis=1)
         # Average inter-demand interval (Syntetos and Boylan): periods per nonzero period.
         interval = np.divide(lengths, nonzero, out=np.full(len(lengths), np.inf), where=nonzero > 0)
         return cls(
             season=season,
             intermittent_share=float(np.mean(interval > 1.32)) if len(lengths) else 0.0,
             median_length=int(np.median(lengths)) if len(lengths) else 0,
+            points=int(lengths.sum()),
         )
 
 
 def statistical_members(
-    shape: DemandShape, intermittent_share: float = 0.1, ets_max_season: int = 24
+    shape: DemandShape,
+    intermittent_share: float = 0.1,
+    ets_max_season: int = 24,
+    ets_max_points: int = 20_000,
 ) -> tuple[str, ...]:
-    """The members worth running for a cluster of ``shape``."""
+    """The members worth running for a cluster of ``shape`` (``points`` counted on the
+    history the members fit on)."""
     members = [NAIVE]
     seasonal = shape.season > 1 and shape.median_length > shape.season
     if seasonal:
@@ -68,8 +75,10 @@ def statistical_members(
     members.append(THETA)
     intermittent = shape.intermittent_share >= intermittent_share
     # AutoETS searches its error, trend and season forms per SKU: affordable with a short
-    # season, and pointless where most periods are zero (the intermittent members fit there).
-    if shape.season <= ets_max_season and not intermittent:
+    # season and a small cluster (about a second per thousand periods fitted), and pointless
+    # where many periods are zero (the intermittent members fit there).
+    affordable = shape.season <= ets_max_season and shape.points <= ets_max_points
+    if affordable and not intermittent:
         members.append(AUTO_ETS)
     if intermittent:
         members += list(INTERMITTENT)
@@ -79,12 +88,15 @@ def statistical_members(
 class StatisticalCandidates:
     """The statsforecast members of a cluster's pool, fitted together per origin."""
 
-    def __init__(self, members: Sequence[str], season: int) -> None:
+    def __init__(self, members: Sequence[str], season: int, max_history: int | None = None) -> None:
         unknown = sorted(set(members) - set(FITTED_MEMBERS) - {ZERO})
         if unknown:
             raise ValueError(f"unknown statistical members {unknown}")
         self.members = tuple(members)
         self.season = season
+        # Each member fits on at most this many recent periods: their cost grows with the
+        # length of the history, and the recent periods are what they forecast from.
+        self.max_history = max_history
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -115,9 +127,12 @@ class StatisticalCandidates:
         from statsforecast import StatsForecast
         from statsforecast.models import Naive
 
-        lengths = origin - first[rows]
+        start = first[rows]
+        if self.max_history is not None:
+            start = np.maximum(start, origin - self.max_history)
+        lengths = origin - start
         ids = np.repeat(np.arange(len(rows)), lengths)
-        periods = np.concatenate([np.arange(first[r], origin) for r in rows])
+        periods = np.concatenate([np.arange(begin, origin) for begin in start])
         frame = pd.DataFrame(
             {
                 "unique_id": ids,

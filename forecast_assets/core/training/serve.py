@@ -39,6 +39,8 @@ from forecast_assets.core.models.artifact import (
 )
 from forecast_assets.core.pool.neural import backtest_forecasts, panel_of
 from forecast_assets.core.pool.pool import PoolResult, PoolRun, judge_pool
+from forecast_assets.core.pool.selection import SkuChoice
+from forecast_assets.core.pool.stored import load_choice, save_choice
 from forecast_assets.core.training.cluster_model import (
     checkpoint_path,
     refit_cluster_model,
@@ -225,10 +227,13 @@ def serve_cluster(
     chosen = None
     if pool is not None and pool.options.enabled:
         with _timed(seconds, "pool"):
-            chosen = judge_cluster_pool(pool, encoded, judged)
+            before = previous_choice(paths, cluster, encoded, log)
+            chosen = judge_cluster_pool(pool, encoded, judged, before)
+            save_choice(paths.served_choice(cluster), chosen.served, encoded.skus, chosen.judged_at)
         log.info(
             f"pool of {', '.join(chosen.backtest.names)}: {chosen.served.describe()}; "
-            f"SKUs served: {chosen.served.mix()}"
+            f"SKUs served: {chosen.served.mix()}; {chosen.kept_previous} kept what served "
+            "them before"
         )
     return ServedCluster(
         cluster=cluster,
@@ -243,7 +248,12 @@ def serve_cluster(
     )
 
 
-def judge_cluster_pool(pool: PoolRun, encoded: EncodedPanel, candidate: Backtest) -> PoolResult:
+def judge_cluster_pool(
+    pool: PoolRun,
+    encoded: EncodedPanel,
+    candidate: Backtest,
+    previous: SkuChoice | None = None,
+) -> PoolResult:
     """The cluster's pool on the backtest's fold origins. The newly trained model is a
     member whether or not the gate let it serve the whole cluster (the choice per SKU is
     the finer gate); its forecasts there are the gate's backtest of it."""
@@ -263,7 +273,20 @@ def judge_cluster_pool(pool: PoolRun, encoded: EncodedPanel, candidate: Backtest
         neural=neural,
         nonnegative=pool.nonnegative,
         judged_at=utc_now(),
+        previous=previous,
     )
+
+
+def previous_choice(
+    paths: ServingPaths, cluster: str, encoded: EncodedPanel, log: logging.Logger = logger
+) -> SkuChoice | None:
+    """The pool's choice that served ``cluster`` so far, for its SKUs; an unreadable one
+    counts as none."""
+    try:
+        return load_choice(paths.served_choice(cluster), encoded.skus)
+    except ModelNotFoundError as error:
+        log.warning(f"{error}; every SKU takes the new choice")
+        return None
 
 
 def previous_served_model(
