@@ -6,7 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.inference.forecast import forecast_completeness_problems
+from forecast_assets.core.pool.newcomers import UNCLUSTERED
 from forecast_assets.frames import FORECAST_FRAME
 from forecast_assets.resources import ForecastSettingsResource
 
@@ -38,14 +40,23 @@ def forecasts_schema(
 @dg.asset_check(
     asset="forecasts",
     blocking=True,
-    additional_ins={"clusters": dg.AssetIn("clusters")},
+    additional_ins={
+        "clusters": dg.AssetIn("clusters"),
+        "resampled_series": dg.AssetIn("resampled_series"),
+    },
 )
 def forecasts_complete(
-    settings: ForecastSettingsResource, forecasts: pd.DataFrame, clusters: ClusterResult
+    settings: ForecastSettingsResource,
+    forecasts: pd.DataFrame,
+    clusters: ClusterResult,
+    resampled_series: SalesPanel,
 ) -> dg.AssetCheckResult:
-    """Every SKU of the current clustering is forecast exactly once per future period."""
+    """Every SKU of the history, clustered or sold first since the clustering, is forecast
+    exactly once per future period."""
     horizon = settings.load().timeseries.horizon
-    problems = forecast_completeness_problems(forecasts, clusters.assignments, horizon)
+    newcomers = resampled_series.skus.difference(clusters.assignments.index)
+    expected = pd.concat([clusters.assignments, pd.Series(UNCLUSTERED, index=newcomers)])
+    problems = forecast_completeness_problems(forecasts, expected, horizon)
     return _result(
         problems,
         f"{forecasts['sku'].nunique()} SKUs, each forecast once for each of {horizon} periods",

@@ -13,6 +13,7 @@ import pytest
 
 from forecast_assets.assets.forecasts import forecasts
 from forecast_assets.core.clustering import ClusterResult
+from forecast_assets.core.data.panel import SalesPanel
 from forecast_assets.core.inference.forecast import FORECAST_COLUMNS
 from forecast_assets.definitions import defs
 from forecast_assets.frames import (
@@ -325,9 +326,15 @@ def test_forecasts_publishes_no_table_that_breaks_its_type(
     def stub_forecast_table() -> dict:
         return {"cluster_0": table.assign(lower=-1.0)}
 
+    @dg.asset(name="resampled_series")
+    def stub_panel() -> SalesPanel:
+        skus = pd.Index(["a", "b"], name="sku")
+        dates = pd.date_range("2024-01-01", periods=3, freq="D")
+        return SalesPanel(np.ones((2, 3)), skus, dates, "D", pd.DataFrame(index=skus))
+
     resources = build_resources(str(write_settings()))
     result = dg.materialize(
-        [stub_clusters, stub_forecast_table, forecasts],
+        [stub_clusters, stub_forecast_table, stub_panel, forecasts],
         resources=resources,
         instance=instance,
         raise_on_error=False,

@@ -203,7 +203,8 @@ def open_evaluation_report(page: Page, base: str, partition: str, run_id: str) -
         for row in page.locator("tr").filter(has=page.get_by_text("[Show Markdown]")).all()
     ]
     assert "report" in entries, entries
-    plots = [entry for entry in entries if entry != "report"]
+    assert "pool_candidates" in entries, entries
+    plots = [entry for entry in entries if entry not in ("report", "pool_candidates")]
     assert plots, f"evaluation_report has no plots in its metadata: {entries}"
     # Short markdown shows inline in the table instead of behind [Show Markdown].
     assert_images_render(page.locator("tr img"), "an image in the metadata table")
@@ -211,6 +212,10 @@ def open_evaluation_report(page: Page, base: str, partition: str, run_id: str) -
         dialog = metadata_markdown(page, entry)
         if entry == "report":
             assert_metric_table(dialog)
+        elif entry == "pool_candidates":
+            # Each candidate of the pool with its accuracy, as a table.
+            dialog.locator("table").first.wait_for()
+            assert "lightgbm" in dialog.inner_text() and "theta" in dialog.inner_text()
         else:
             dialog.locator("img").first.wait_for()
             assert_images_render(dialog.locator("img"), f"the {entry} plot")

@@ -334,3 +334,38 @@ def test_every_sku_is_forecast_however_short_or_quiet(
         if "newcomer" in encoded.skus:
             row = encoded.skus.get_loc("newcomer")
             assert row not in set(encoded.train.rows) and row not in set(encoded.validation.rows)
+
+
+def test_a_sku_new_since_the_clustering_is_forecast_at_the_next_refresh(
+    write_settings, instance, tmp_path: Path
+) -> None:
+    source = tmp_path / "sales"
+    source.mkdir()
+    sales = generate_sales(40, 330, "2024-01-01", seed=7)
+    sales.to_csv(source / "2024.csv", index=False)
+    defs = build_definitions(str(write_settings({"data": {"path": str(source)}})))
+    run_graph(defs, instance)
+    clusters: ClusterResult = defs.load_asset_value("clusters", instance=instance)
+
+    # A delivery with a SKU nobody has seen, then the refresh: new sales, no retraining.
+    last = pd.to_datetime(sales["date"]).max()
+    template = sales.iloc[0]
+    rows = [
+        {**template, "sku": "brand_new", "date": last - pd.Timedelta(days=d), "quantity": q}
+        for d, q in zip(range(5), [3, 0, 5, 2, 4], strict=True)
+    ]
+    pd.DataFrame(rows).to_csv(source / "2025.csv", index=False)
+    assert defs.resolve_job_def("sales_ingest_job").execute_in_process(instance=instance).success
+    assert defs.resolve_job_def("forecasts_job").execute_in_process(instance=instance).success
+
+    table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
+    new = table[table["sku"] == "brand_new"]
+    assert len(new) == 7 and set(new["cluster"]) == {"unclustered"}
+    assert new["model"].str.startswith("newcomer").all()
+    assert np.allclose(new["forecast"], 14 / 5)  # the mean of what it sold
+    assert (new["lower"] <= new["forecast"]).all() and (new["forecast"] <= new["upper"]).all()
+    assert set(table["sku"]) == set(clusters.assignments.index) | {"brand_new"}
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("forecasts"), "forecasts_complete")]
+    )[dg.AssetCheckKey(dg.AssetKey("forecasts"), "forecasts_complete")]
+    assert record.event.dagster_event.event_specific_data.passed

@@ -92,12 +92,17 @@ def forecast_arrays(
 
 
 def combine_forecasts(
-    tables: Mapping[str, pd.DataFrame], assignments: pd.Series, horizon: int
+    tables: Mapping[str, pd.DataFrame],
+    assignments: pd.Series,
+    horizon: int,
+    unclustered: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One table of all clusters, checked: every clustered SKU exactly once per future period.
 
     ``assignments`` maps SKU -> cluster (the current clustering). A cluster with no table, or
     a table made for an older clustering, is an error naming the cluster, never a silent gap.
+    ``unclustered`` holds the rows of SKUs that sold first after the clustering; they are
+    checked like the others.
     """
     missing = sorted(set(assignments.unique()) - set(tables))
     if missing:
@@ -118,6 +123,10 @@ def combine_forecasts(
                 values=sorted(got ^ expected)[:5],
             )
         parts.append(table)
+    if unclustered is not None and len(unclustered):
+        parts.append(unclustered)
+        newcomers = pd.Index(unclustered["sku"].unique())
+        assignments = pd.concat([assignments, pd.Series(unclustered["cluster"].iloc[0], newcomers)])
     combined = pd.concat(parts, ignore_index=True).sort_values(["sku", "date"], ignore_index=True)
     # The same rule the forecasts_complete check applies to the published table.
     problems = forecast_completeness_problems(combined, assignments, horizon)
