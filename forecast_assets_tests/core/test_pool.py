@@ -30,6 +30,7 @@ from forecast_assets.core.pool.statistical import (
 from forecast_assets.core.pool.stored import load_choice, save_choice
 
 STATISTICAL_ONLY = PoolOptions(boosted=False, neural=False)
+DEFAULT_SELECTION = PoolOptions().selection()
 
 
 def make_panel(values: np.ndarray, freq: str = "W-FRI") -> SalesPanel:
@@ -180,7 +181,7 @@ def test_a_sku_leaves_its_cluster_only_with_evidence_from_every_fold() -> None:
 
     group = FixedGroup(base=lambda v, o, h: truth(v, o, h) * 1.2, special=special)
     backtest = pool_backtest(panel, origins, horizon, 4, group.forecast(panel, origins, horizon))
-    choice = choose(backtest, range(4), SelectionOptions(min_gain=0.1))
+    choice = choose(backtest, range(4), SelectionOptions(ensemble_rounds=10, min_gain=0.1))
     assert choice.describe() == "base 1"
     assert choice.labels[0] == "special"
     assert (choice.labels[1:] == ENSEMBLE).all()
@@ -192,7 +193,7 @@ def test_greedy_ensemble_combines_complementary_candidates() -> None:
         high=lambda v, o, h: truth(v, o, h) * 1.3, low=lambda v, o, h: truth(v, o, h) * 0.7
     )
     backtest = pool_backtest(panel, [40, 44, 48], 4, 4, group.forecast(panel, [40, 44, 48], 4))
-    choice = choose(backtest, range(3))
+    choice = choose(backtest, range(3), DEFAULT_SELECTION)
     np.testing.assert_allclose(choice.ensemble, [0.5, 0.5])
     combined = choice.combine(backtest.forecasts)
     np.testing.assert_allclose(combined, backtest.actual, rtol=1e-9)
@@ -247,7 +248,7 @@ def test_a_sku_keeps_what_served_it_unless_the_new_choice_wins() -> None:
         poor=lambda v, o, h: truth(v, o, h) * 1.5,
     )
     backtest = pool_backtest(panel, origins, horizon, 4, group.forecast(panel, origins, horizon))
-    new = choose(backtest, range(3))
+    new = choose(backtest, range(3), DEFAULT_SELECTION)
     assert new.describe() == "good 1"
     # Before: SKU 0 served by "poor", SKU 1 by a member that is gone, SKU 2 by "good", and
     # SKU 3 was not in the cluster.

@@ -61,7 +61,7 @@ class PoolOptions(CoreConfig):
     boosted: bool = Field(True, description="a global LightGBM model on lag and calendar features")
     neural: bool = Field(True, description="the cluster's trained neural model joins the pool")
     min_gain: float = Field(
-        0.1,
+        0.5,
         ge=0,
         lt=1,
         description="a SKU leaves its cluster's combination for one candidate only when that "

@@ -35,10 +35,10 @@ PREVIOUS = "previous"  # the weights that served a SKU before, kept
 
 @dataclass(frozen=True)
 class SelectionOptions:
-    """How the choice guards against noise."""
+    """How the choice guards against noise (the defaults are ``PoolOptions``')."""
 
-    ensemble_rounds: int = 10  # additions of greedy ensemble selection (weights in tenths)
-    min_gain: float = 0.05  # a SKU leaves its cluster's combination only for this gain or more
+    ensemble_rounds: int  # additions of greedy ensemble selection (weights in 1/rounds)
+    min_gain: float  # a SKU leaves its cluster's combination only for this gain or more
 
 
 @dataclass
@@ -149,9 +149,7 @@ class SkuChoice:
         return ", ".join(f"{self.names[i]} {weights[i]:.2g}" for i in order if weights[i] > 0)
 
 
-def choose(
-    backtest: PoolBacktest, folds: Sequence[int], options: SelectionOptions = SelectionOptions()
-) -> SkuChoice:
+def choose(backtest: PoolBacktest, folds: Sequence[int], options: SelectionOptions) -> SkuChoice:
     """The choice made on ``folds`` (indices into the backtest's folds) alone."""
     names, n_skus = backtest.names, backtest.actual.shape[1]
     folds = list(folds)
@@ -285,7 +283,7 @@ def conformal_intervals(
     backtest: PoolBacktest,
     folds: Sequence[int],
     confidence: float,
-    options: SelectionOptions = SelectionOptions(),
+    options: SelectionOptions,
 ) -> ResidualQuantiles:
     """Split-conformal quantiles per horizon step of the residuals of the choice on
     ``folds``, cross-fitted: each fold's residuals are those of the choice made on the other
