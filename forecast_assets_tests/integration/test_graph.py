@@ -298,58 +298,40 @@ def test_a_single_cluster_publishes_like_several(write_settings, instance, tmp_p
     assert list(summary["cluster"]) == ["cluster_0"]
 
 
-def test_every_sku_is_forecast_however_short_or_quiet(
-    write_settings, instance, tmp_path: Path
-) -> None:
-    sales = generate_sales(40, 330, "2024-01-01", seed=7)
-    last = pd.to_datetime(sales["date"]).max()
-    template = sales.iloc[0]
-    extra = pd.DataFrame(
-        [
-            # Three days of history (min_history is 60), and a SKU that never sold.
-            *[
-                {**template, "sku": "newcomer", "date": last - pd.Timedelta(days=d), "quantity": 4}
-                for d in range(3)
-            ],
-            *[
-                {**template, "sku": "quiet", "date": last - pd.Timedelta(days=d), "quantity": 0}
-                for d in range(100)
-            ],
-        ]
-    )
-    path = tmp_path / "sales.csv"
-    pd.concat([sales, extra], ignore_index=True).to_csv(path, index=False)
-    defs = build_definitions(str(write_settings({"data": {"path": str(path)}})))
-    run_graph(defs, instance)
-
-    table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
-    assert set(table["sku"]) == set(sales["sku"]) | {"newcomer", "quiet"}
-    for sku in ("newcomer", "quiet"):
-        rows = table[table["sku"] == sku]
-        assert len(rows) == 7 and np.isfinite(rows["forecast"]).all()
-    assert (table.loc[table["sku"] == "quiet", "forecast"] == 0).all()
-    # The short SKU is not trained on by the neural model, but it is backtested and served.
-    for key in sorted(instance.get_dynamic_partitions(CLUSTER_PARTITIONS_NAME)):
-        encoded = defs.load_asset_value("encoded_features", partition_key=key, instance=instance)
-        if "newcomer" in encoded.skus:
-            row = encoded.skus.get_loc("newcomer")
-            assert row not in set(encoded.train.rows) and row not in set(encoded.validation.rows)
-
-
-def test_a_sku_new_since_the_clustering_is_forecast_at_the_next_refresh(
+def test_every_sku_is_forecast_short_quiet_or_new_since_the_clustering(
     write_settings, instance, tmp_path: Path
 ) -> None:
     source = tmp_path / "sales"
     source.mkdir()
     sales = generate_sales(40, 330, "2024-01-01", seed=7)
-    sales.to_csv(source / "2024.csv", index=False)
+    last = pd.to_datetime(sales["date"]).max()
+    template = sales.iloc[0]
+    # Three days of history (min_history is 60), and a SKU that never sold.
+    short = [
+        {**template, "sku": "newcomer", "date": last - pd.Timedelta(days=d), "quantity": 4}
+        for d in range(3)
+    ]
+    quiet = [
+        {**template, "sku": "quiet", "date": last - pd.Timedelta(days=d), "quantity": 0}
+        for d in range(100)
+    ]
+    pd.concat([sales, pd.DataFrame(short + quiet)]).to_csv(source / "2024.csv", index=False)
     defs = build_definitions(str(write_settings({"data": {"path": str(source)}})))
     run_graph(defs, instance)
     clusters: ClusterResult = defs.load_asset_value("clusters", instance=instance)
 
+    table = pd.read_parquet(tmp_path / "output" / "forecasts.parquet")
+    for sku in ("newcomer", "quiet"):
+        rows = table[table["sku"] == sku]
+        assert len(rows) == 7 and np.isfinite(rows["forecast"]).all()
+    assert (table.loc[table["sku"] == "quiet", "forecast"] == 0).all()
+    # The short SKU is not trained on by the neural model, but it is backtested and served.
+    key = clusters.assignments["newcomer"]
+    encoded = defs.load_asset_value("encoded_features", partition_key=key, instance=instance)
+    row = encoded.skus.get_loc("newcomer")
+    assert row not in set(encoded.train.rows) and row not in set(encoded.validation.rows)
+
     # A delivery with a SKU nobody has seen, then the refresh: new sales, no retraining.
-    last = pd.to_datetime(sales["date"]).max()
-    template = sales.iloc[0]
     rows = [
         {**template, "sku": "brand_new", "date": last - pd.Timedelta(days=d), "quantity": q}
         for d, q in zip(range(5), [3, 0, 5, 2, 4], strict=True)
