@@ -222,13 +222,13 @@ class PoolResult:
             )
         return pd.DataFrame(rows).sort_values("mase", ignore_index=True)
 
-    def label_of(self, sku_rows: np.ndarray | None = None) -> np.ndarray:
+    def label_of(self) -> np.ndarray:
         """What serves each SKU as the forecast table names it."""
         ensemble = f"{ENSEMBLE}: {self.served.describe()}"
         labels = np.where(self.served.labels == ENSEMBLE, ensemble, self.served.labels)
         for row in np.flatnonzero(self.served.labels == PREVIOUS):
             labels[row] = f"{PREVIOUS}: {self.served.describe(self.served.weights[row])}"
-        return labels if sku_rows is None else labels[sku_rows]
+        return labels
 
     def to_markdown(self, cluster: str) -> str:
         metrics = self.scoring_metrics()
